@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (ratios against a baseline measured in the same run)."""

@@ -1,0 +1,145 @@
+"""What one attack step costs per denoiser: forward + backward to the input, time and peak memory.
+
+    python -m benchmarks.denoiser_cost                    # every full-size denoiser config
+    python -m benchmarks.denoiser_cost --models dncnn swinir --budget-s 30
+
+Each model is built from its shipped config (`conf/denoiser/<name>.yaml`) with random weights
+(`checkpoint=None`) and measured in a fresh subprocess, so that one model's memory high-water
+mark never hides another's (Linux keeps one peak per process, and psutil exposes no peak there).
+CPU: 1×3×128×128. CUDA, when available: 8×3×224×224 (ImageNet-sized attack batches).
+One JSON line per (model, device); `time_ratio_vs_dncnn` compares against DnCNN measured in the
+same run on the same device, the number to read across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf" / "denoiser"
+#: Full-size configs measured by default; DnCNN first, it is the baseline of the ratios.
+MODELS = ("dncnn", "restormer", "nafnet_width32", "nafnet", "swinir")
+SHAPES = {"cpu": (1, 3, 128, 128), "cuda": (8, 3, 224, 224)}
+
+
+def build(name: str, device: str) -> torch.nn.Module:
+    """The config's `Denoiser` with random weights on `device`."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg = OmegaConf.create({"paths": {"checkpoints": "unused"}, "denoiser": node}).denoiser
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "RANDOM weights" is the point here
+        return hydra.utils.instantiate(cfg, checkpoint=None).to(device)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _step(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """One attack-like step: gradient of an output loss with respect to the input only."""
+    x = x.detach().requires_grad_(True)
+    model(x).square().mean().backward()
+
+
+def _rss_mb() -> float:
+    """Resident set size now (Linux /proc), MB; NaN where unavailable."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """Process high-water RSS, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def measure(name: str, device: str, reps: int, budget_s: float) -> dict:
+    """Median time of up to `reps` steps after a warm-up, stopping early past `budget_s`."""
+    torch.manual_seed(0)
+    model = build(name, device)
+    shape = SHAPES[device]
+    x = torch.rand(shape, device=device)
+    # Warm-up on a small input: kernel selection and allocator growth without paying a
+    # full-size step (SwinIR costs ~27 s per step at 128 px on 2 CPU cores).
+    _step(model, x[:1, :, :32, :32])
+    _sync(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_mb()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < reps and (not times or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        _step(model, x)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        extra = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak, extra = _peak_rss_mb(), _peak_rss_mb() - base
+    return {
+        "model": name,
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "shape": list(shape),
+        "threads": torch.get_num_threads(),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "fwd_bwd_s": round(statistics.median(times), 4),
+        "reps": len(times),
+        "peak_mem_mb": round(peak, 1),
+        "step_mem_mb": round(extra, 1),  # peak minus what was resident before the steps
+        "mem_kind": "cuda max_memory_allocated" if device == "cuda" else "process peak RSS",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--budget-s", type=float, default=20.0, help="stop repeating after this")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args(argv)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+
+    if args.one:  # child: exactly one model on one device
+        print(json.dumps(measure(args.models[0], devices[0], args.reps, args.budget_s)))
+        return
+    baseline: dict[str, float] = {}
+    for device in devices:
+        for name in args.models:
+            cmd = [sys.executable, "-m", "benchmarks.denoiser_cost", "--one", "--models", name]
+            cmd += ["--devices", device, "--reps", str(args.reps), "--budget-s", str(args.budget_s)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+            if done.returncode:
+                print(json.dumps({"model": name, "device": device, "error": done.stderr[-500:]}))
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            if name == "dncnn":
+                baseline[device] = row["fwd_bwd_s"]
+            if device in baseline:
+                row["time_ratio_vs_dncnn"] = round(row["fwd_bwd_s"] / baseline[device], 2)
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
