@@ -260,13 +260,6 @@ def test_swinir_recomputed_mask_equals_a_stored_one() -> None:
 # --- tiling -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Denoiser._tiled averages whole tiles, so a pixel within the receptive field of a "
-    "tile's inner cut keeps that tile's zero-padded value (max error 0.05-0.07 here); exact "
-    "tiling keeps, per pixel, only the tile where it lies farthest from a cut. Remove this "
-    "marker when the wrapper does that.",
-)
 def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field() -> None:
     """DnCNN with 5 convs sees ±5 px: tiles overlapping by 16 px must give the same image."""
     net = _build("dncnn_color", 0)

@@ -1,0 +1,30 @@
+# miga — set-up and everyday commands. Each target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## venv + the project and its pinned dependencies
+
+demo: $(STAMP)  ## the embedded default cell: python -m miga.run
+	$(BIN)/python -m miga.run
+
+test: $(STAMP)  ## the whole test suite (CPU only, no network)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check miga tests benchmarks
+
+bench: $(STAMP)  ## speed/memory benchmarks (not part of the tests)
+	$(BIN)/python -m benchmarks.attack_step
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,177 @@
+"""The one attack loop. Attacks differ only in their loss terms, optimiser and budget.
+
+δ is a tensor optimised by an ordinary torch optimiser (Adam for MIGA, sign-gradient for
+I-FGSM) and projected onto the budget after every step (rai-toolbox's "perturbation + projected
+optimiser" pattern). Per-sample bookkeeping:
+
+- a sample whose loss turns NaN/Inf is *flagged* and frozen at its last finite δ; the rest of
+  the batch continues (one bad image never poisons a batch);
+- an optional stopping rule freezes samples that already reached the goal, and frozen samples
+  leave the forward/backward pass, so early stopping saves compute, not just updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from miga.attacks.budgets import Budget, Unbounded
+from miga.attacks.state import AttackInputs, StepState, Victim
+from miga.attacks.terms import LossTerm
+
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class AttackResult:
+    """δ per sample and what happened while finding it."""
+
+    delta: Tensor
+    steps: Tensor  # (B,) steps each sample was updated
+    flagged: Tensor  # (B,) bool: stopped because its loss became non-finite
+    stopped: Tensor  # (B,) bool: stopped early by the stopping rule
+    loss_history: list[float] = field(default_factory=list)
+
+
+class StoppingRule(nn.Module):
+    """Says which samples of a step have reached the attack's goal (bool (B,))."""
+
+    def forward(self, state: StepState) -> Tensor:
+        return torch.zeros(len(state.inputs), dtype=torch.bool, device=state.delta.device)
+
+
+class StopWhenMisclassified(StoppingRule):
+    """Stop a sample once the task model no longer predicts its true label."""
+
+    def forward(self, state: StepState) -> Tensor:
+        return state.predictions() != state.inputs.label
+
+
+class Attack(nn.Module):
+    """Minimise Σ_k weight_k · term_k(δ) over δ with `optimizer`, projecting onto `budget`.
+
+    Args:
+        terms: named loss terms, each (B,) per sample.
+        weights: weight per term name (a term with weight 0 is not computed).
+        steps: optimisation steps (0 = return δ₀: the "no attack" baseline).
+        optimizer: `partial` of a torch optimiser taking the parameter list, e.g. Adam(lr=0.1).
+        scheduler: optional `partial` of an LR scheduler taking the optimiser.
+        budget: threat model projected onto after every step.
+        grad_clip: optional max L2 norm of each sample's gradient.
+        random_start: start from a random δ in the budget instead of 0.
+        stopping: optional rule freezing samples that reached the goal.
+    """
+
+    def __init__(
+        self,
+        terms: Mapping[str, LossTerm],
+        weights: Mapping[str, float],
+        steps: int,
+        optimizer: partial,
+        scheduler: partial | None = None,
+        budget: Budget | None = None,
+        grad_clip: float | None = None,
+        random_start: bool = False,
+        stopping: StoppingRule | None = None,
+    ) -> None:
+        super().__init__()
+        if steps < 0:
+            raise ValueError(f"attack.steps must be >= 0, got {steps}")
+        unknown = set(weights) - set(terms)
+        if unknown:
+            raise ValueError(f"attack weights name unknown terms {sorted(unknown)}")
+        self.terms = nn.ModuleDict({k: v for k, v in terms.items() if weights.get(k, 1.0)})
+        self.weights = {k: float(weights.get(k, 1.0)) for k in self.terms}
+        self.steps = steps
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.budget = budget if budget is not None else Unbounded()
+        self.grad_clip = grad_clip
+        self.random_start = random_start
+        self.stopping = stopping
+        self.on_step: StepCallback | None = None
+
+    def objective(self, state: StepState) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted per-sample loss (B,) and each term's unweighted value."""
+        parts = {name: term(state) for name, term in self.terms.items()}
+        total = sum(self.weights[name] * value for name, value in parts.items())
+        return total, parts
+
+    def initial_delta(self, inputs: AttackInputs) -> Tensor:
+        if self.random_start:
+            return self.budget.random_start(inputs.noisy, inputs.index, inputs.seed)
+        return torch.zeros_like(inputs.noisy)
+
+    def forward(self, inputs: AttackInputs, victim: Victim) -> AttackResult:
+        """Run the attack on one batch; call under `torch.enable_grad()`."""
+        batch = len(inputs)
+        device = inputs.noisy.device
+        delta = self.initial_delta(inputs).detach().requires_grad_(True)
+        steps = torch.zeros(batch, dtype=torch.long, device=device)
+        flagged = torch.zeros(batch, dtype=torch.bool, device=device)
+        stopped = torch.zeros(batch, dtype=torch.bool, device=device)
+        history: list[float] = []
+        if self.steps == 0:
+            return AttackResult(delta.detach(), steps, flagged, stopped, history)
+        optimizer = self.optimizer([delta])
+        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+
+        for step in range(self.steps):
+            active = ~(flagged | stopped)
+            if not active.any():
+                break
+            rows = active.nonzero().squeeze(1)
+            sub_inputs = inputs if bool(active.all()) else inputs.select(active)
+            sub_delta = delta if bool(active.all()) else delta[rows]
+            state = self._step_state(sub_inputs, victim, sub_delta)
+            loss, _ = self.objective(state)
+
+            finite = torch.isfinite(loss).detach()
+            flagged[rows[~finite]] = True
+            done = self.stopping(state).detach() & finite if self.stopping else None
+            if done is not None:
+                stopped[rows[done]] = True
+            update = finite if done is None else finite & ~done
+            if not update.any():
+                continue
+
+            frozen = delta.detach().clone()
+            optimizer.zero_grad(set_to_none=True)
+            torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
+            self._sanitise_gradient(delta, keep=~(flagged | stopped))
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            with torch.no_grad():
+                keep = (~(flagged | stopped)).view(-1, *([1] * (delta.dim() - 1)))
+                delta.copy_(torch.where(keep, self.budget.project(delta, inputs.noisy), frozen))
+            steps += (~(flagged | stopped)).long()
+            history.append(float(loss.detach()[finite].mean()) if finite.any() else float("nan"))
+            if self.on_step is not None:
+                self.on_step(step, {"loss": history[-1], "active": float(update.float().mean())})
+        return AttackResult(delta.detach(), steps, flagged, stopped, history)
+
+    @staticmethod
+    def _step_state(inputs: AttackInputs, victim: Victim, delta: Tensor) -> StepState:
+        perturbed = inputs.noisy + delta
+        return StepState(
+            inputs=inputs,
+            victim=victim,
+            delta=delta,
+            perturbed=perturbed,
+            output=victim.denoise(perturbed),
+        )
+
+    def _sanitise_gradient(self, delta: Tensor, keep: Tensor) -> None:
+        """Zero frozen samples' gradient, drop non-finite values, clip each sample's norm."""
+        grad = delta.grad
+        grad.mul_(keep.view(-1, *([1] * (grad.dim() - 1))).to(grad.dtype))
+        torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        if self.grad_clip is not None:
+            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+            scale = (self.grad_clip / norm).clamp(max=1.0)
+            grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))

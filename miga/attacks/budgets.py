@@ -1,0 +1,82 @@
+"""Threat models: the set δ may live in, as a projection applied after every step.
+
+Every budget also keeps x_n+δ a valid image ([0,1]), so the perturbed input is always one a
+camera or file could hold.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from miga.utils.seeding import per_sample_rand
+
+
+def clip_to_image(delta: Tensor, noisy: Tensor) -> Tensor:
+    """δ such that x_n+δ ∈ [0,1]."""
+    return (noisy + delta).clamp(0.0, 1.0) - noisy
+
+
+def _flat_norm(delta: Tensor) -> Tensor:
+    return delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.dim() - 1)))
+
+
+class Budget:
+    """Base threat model: no norm constraint, only the valid-image constraint."""
+
+    norm: str = "none"
+    epsilon: float = float("inf")
+
+    def project(self, delta: Tensor, noisy: Tensor) -> Tensor:
+        """Project δ onto the budget, then onto valid images."""
+        return clip_to_image(self._project_norm(delta), noisy)
+
+    def _project_norm(self, delta: Tensor) -> Tensor:
+        return delta
+
+    def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
+        """A reproducible random δ inside the budget (PGD's random start)."""
+        raise ValueError(f"budget '{self.norm}' has no bounded set to start at random in")
+
+
+class Unbounded(Budget):
+    """No ε-ball: the loss terms alone keep δ small (MIGA's unknown-task default)."""
+
+
+class LinfBall(Budget):
+    """‖δ‖∞ ≤ ε (ε in [0,1] units: 4/255 = 0.0157)."""
+
+    norm = "linf"
+
+    def __init__(self, epsilon: float) -> None:
+        if not epsilon >= 0:
+            raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def _project_norm(self, delta: Tensor) -> Tensor:
+        return delta.clamp(-self.epsilon, self.epsilon)
+
+    def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
+        uniform = per_sample_rand(noisy.shape[1:], index, seed, "random_start", noisy)
+        return self.project((uniform * 2 - 1) * self.epsilon, noisy)
+
+
+class L2Ball(Budget):
+    """‖δ‖₂ ≤ ε per image (ε in [0,1] units over all C·H·W values)."""
+
+    norm = "l2"
+
+    def __init__(self, epsilon: float) -> None:
+        if not epsilon >= 0:
+            raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def _project_norm(self, delta: Tensor) -> Tensor:
+        scale = torch.clamp(self.epsilon / (_flat_norm(delta) + 1e-12), max=1.0)
+        return delta * scale
+
+    def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
+        gaussian = per_sample_rand(noisy.shape[1:], index, seed, "random_start", noisy) * 2 - 1
+        radius = per_sample_rand((1,), index, seed, "random_radius", noisy).view(-1, 1, 1, 1)
+        direction = gaussian / (_flat_norm(gaussian) + 1e-12)
+        return self.project(direction * radius * self.epsilon, noisy)

@@ -1,0 +1,87 @@
+"""What an attack step sees: the batch's fixed inputs, the victim models and the current δ.
+
+Loss terms, MI estimators and stopping rules all read one `StepState`, so adding a term never
+changes the loop's signature, and a quantity several terms need (the task model's logits on
+D(x_n+δ)) is computed once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class Victim:
+    """The frozen models an attack goes through: optional defence → denoiser → task model."""
+
+    denoiser: nn.Module
+    task_model: nn.Module | None = None
+    defense: nn.Module | None = None
+
+    def denoise(self, image: Tensor) -> Tensor:
+        """D(defence(image)): the path the perturbed input takes."""
+        if self.defense is not None:
+            image = self.defense(image)
+        return self.denoiser(image)
+
+
+@dataclass
+class AttackInputs:
+    """Per-batch tensors fixed for the whole attack (computed once, without gradients).
+
+    `clean` x, `noisy` x_n, `denoised` D(x_n), `label` the true class (known task) and
+    `reference` the semantically altered image (unknown task); `index` the global dataset
+    indices, which seed per-sample random streams (random starts) reproducibly.
+    """
+
+    clean: Tensor
+    noisy: Tensor
+    denoised: Tensor
+    index: Tensor
+    label: Tensor | None = None
+    reference: Tensor | None = None
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return self.clean.shape[0]
+
+    def select(self, keep: Tensor) -> AttackInputs:
+        """The sub-batch of samples where `keep` (bool, shape (B,)) is true."""
+        pick = lambda t: None if t is None else t[keep]  # noqa: E731
+        return AttackInputs(
+            clean=self.clean[keep],
+            noisy=self.noisy[keep],
+            denoised=self.denoised[keep],
+            index=self.index[keep],
+            label=pick(self.label),
+            reference=pick(self.reference),
+            seed=self.seed,
+        )
+
+
+@dataclass
+class StepState:
+    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached task logits."""
+
+    inputs: AttackInputs
+    victim: Victim
+    delta: Tensor
+    perturbed: Tensor
+    output: Tensor
+    _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
+
+    def task_logits(self) -> Tensor:
+        """Task model on D(x_n+δ), computed once per step whatever number of terms use it."""
+        if "logits" not in self._cache:
+            if self.victim.task_model is None:
+                raise ValueError("this attack needs a downstream task model (config `downstream`)")
+            self._cache["logits"] = self.victim.task_model(self.output)
+        return self._cache["logits"]
+
+    def predictions(self) -> Tensor:
+        """Top-1 class on D(x_n+δ) (no gradient)."""
+        with torch.no_grad():
+            return self.task_logits().argmax(dim=1)

@@ -1,0 +1,126 @@
+"""Resumable per-image results: one part file per batch, merged into `samples.csv`.
+
+Each batch's rows are written to `rows/rank<r>-<first id>.csv` by write-then-rename, so a crash
+loses at most the batch in flight and never leaves a half-written file; a re-run reads the ids
+already there and skips them. At the end the parts are merged (sorted by id, duplicates
+refused) into `samples.csv`, and `summary.json` is computed from exactly those rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from miga.metrics.summary import summarize
+
+SAMPLES_FILE = "samples.csv"
+SUMMARY_FILE = "summary.json"
+PARTS_DIR = "rows"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so readers see the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV text with `id` first; floats in `repr` form so values round-trip exactly."""
+    columns = list(rows[0])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format(row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def read_rows(path: Path) -> list[dict[str, float]]:
+    """Rows of a results CSV, numbers parsed (`id` as int)."""
+    with open(path, newline="") as handle:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _parse(text: str) -> int | float:
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def columns_to_rows(ids: torch.Tensor, columns: Mapping[str, torch.Tensor]) -> list[dict]:
+    """Per-batch column tensors → one dict per image, `id` first."""
+    host = {name: values.detach().cpu().tolist() for name, values in columns.items()}
+    return [
+        {"id": int(i), **{name: _plain(values[k]) for name, values in host.items()}}
+        for k, i in enumerate(ids.tolist())
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, float) else value
+
+
+class ResultsWriter(BasePredictionWriter):
+    """Writes each predicted batch's rows as soon as the batch ends."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.parts_dir = self.output_dir / PARTS_DIR
+
+    def done_ids(self) -> set[int]:
+        """Ids whose rows are already on disk (from any rank, any earlier run)."""
+        if not self.parts_dir.is_dir():
+            return set()
+        return {
+            row["id"] for part in sorted(self.parts_dir.glob("*.csv")) for row in read_rows(part)
+        }
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Mapping[str, Any],
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        rows = columns_to_rows(prediction["id"], prediction["columns"])
+        if not rows:
+            return
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        name = f"rank{trainer.global_rank}-{rows[0]['id']:08d}.csv"
+        atomic_write_text(self.parts_dir / name, rows_to_csv(rows))
+
+    def merge(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Merge every part into `samples.csv`, write `summary.json`, return the summary."""
+        rows = [row for part in sorted(self.parts_dir.glob("*.csv")) for row in read_rows(part)]
+        ids = [row["id"] for row in rows]
+        if len(ids) != len(set(ids)):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
+            raise RuntimeError(f"{self.parts_dir}: duplicated result rows for ids {dupes}")
+        rows.sort(key=lambda row: row["id"])
+        if rows:
+            atomic_write_text(self.output_dir / SAMPLES_FILE, rows_to_csv(rows))
+        summary = {**summarize(rows), **(extra or {})}
+        atomic_write_text(self.output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        return summary

@@ -1,0 +1,1 @@
+"""Datasets, datamodules and noise models."""

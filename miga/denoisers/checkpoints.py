@@ -1,0 +1,97 @@
+"""Loading official checkpoint files into our architecture modules.
+
+One loader for every architecture (timm's `build_model_with_cfg` idea): the modules reproduce the
+official parameter names, this file unwraps the release's container and loads with
+`strict=True`, and every failure names the file, the expected variant and the first offending keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Wrapper keys used by the official releases (BasicSR: params / params_ema; others).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or of another architecture/variant."""
+
+
+def unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """Return the bare state dict inside an official container, with `module.` stripped."""
+    while isinstance(obj, dict) and not _is_state_dict(obj):
+        key = next((k for k in WRAPPER_KEYS if k in obj), None)
+        if key is None:
+            raise CheckpointError(
+                f"{path}: no state dict found; top-level keys are {sorted(obj)[:8]}, "
+                f"expected a bare state dict or one of the wrappers {WRAPPER_KEYS}"
+            )
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_state_dict(obj: dict) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (`weights_only=True`) and unwrap it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path}. Put the official file there or set the config key "
+            f"to its location (or `checkpoint=null` for random weights in smoke tests)."
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated/corrupt files
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({err})") from err
+    return unwrap_state_dict(obj, path)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path | None, variant: str) -> nn.Module:
+    """Load `path` into `model` strictly; `None` keeps random weights with a warning.
+
+    `variant` names what the config expects (e.g. "Restormer σ=50 colour") so that a wrong file
+    produces an error a researcher can act on.
+    """
+    if path is None:
+        warnings.warn(f"{variant}: checkpoint=null, using RANDOM weights", stacklevel=2)
+        return model
+    state = read_checkpoint(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointError(
+            f"{path} does not match {variant} ({len(expected)} keys expected, {len(state)} in "
+            f"file): missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatch {mismatched[:5]}"
+        )
+    model.load_state_dict(state, strict=True)
+    log.info("loaded %s from %s (sha256 %s)", variant, path, file_sha256(path)[:12])
+    return model
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a whole file, for results provenance."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,120 @@
+"""The one wrapper every denoiser runs behind.
+
+Between modules images are [0,1] RGB NCHW (DESIGN.md §4); this wrapper owns what each
+architecture needs around its forward pass: padding to the multiple it requires and cropping
+back, optional tiling for large images, optional activation checkpointing, clamping to [0,1]
+as the official test scripts do, and freezing (the attack optimises δ, never the weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from miga.denoisers.checkpoints import load_checkpoint
+
+
+class Denoiser(nn.Module):
+    """A frozen denoiser mapping [0,1] RGB to [0,1] RGB at the input's size.
+
+    Args:
+        net: the architecture (one of `miga.denoisers.*`), built with the official arguments.
+        checkpoint: official weight file, loaded strictly; `None` = random weights (warns).
+        variant: human name of the expected checkpoint, used in error messages.
+        pad_multiple: H and W are padded up to a multiple of this before `net` and cropped after.
+        pad_mode: `reflect` as the official test scripts (falls back to `replicate` for images
+            smaller than the pad, where reflection is undefined).
+        tile: if set, images larger than `tile` are processed in overlapping tiles of this size.
+        tile_overlap: overlap between neighbouring tiles, averaged in the result.
+        clamp: clamp the output to [0,1] (the official scripts do).
+        activation_checkpointing: recompute `net`'s activations in backward to save memory.
+        noise_level: informational only — the σ (0–255 scale) a non-blind checkpoint was trained
+            for, `None` for blind models. Configs interpolate the checkpoint file name from it,
+            so it has to be a constructor argument; results provenance can read it back.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        checkpoint: str | Path | None = None,
+        variant: str = "",
+        pad_multiple: int = 1,
+        pad_mode: str = "reflect",
+        tile: int | None = None,
+        tile_overlap: int = 32,
+        clamp: bool = True,
+        activation_checkpointing: bool = False,
+        noise_level: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.variant = variant or type(net).__name__
+        self.checkpoint_path = None if checkpoint is None else str(checkpoint)
+        self.net = load_checkpoint(net, checkpoint, self.variant)
+        self.pad_multiple = pad_multiple
+        self.pad_mode = pad_mode
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.clamp = clamp
+        self.activation_checkpointing = activation_checkpointing
+        self.noise_level = noise_level
+        self.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> Denoiser:
+        """Stay in eval mode: a denoiser under attack is never trained through this wrapper."""
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.tile is not None and max(x.shape[-2:]) > self.tile:
+            out = self._tiled(x)
+        else:
+            out = self._padded(x)
+        return out.clamp(0.0, 1.0) if self.clamp else out
+
+    def _padded(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
+        if ph or pw:
+            mode = self.pad_mode if (ph < h and pw < w) else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if self.activation_checkpointing and torch.is_grad_enabled():
+            out = activation_checkpoint(self.net, x, use_reentrant=False)
+        else:
+            out = self.net(x)
+        return out[..., :h, :w]
+
+    def _tiled(self, x: Tensor) -> Tensor:
+        """Overlapping tiles, each padded and denoised alone.
+
+        Each output pixel is taken from the tile in which it lies farthest from a cut (the
+        seams sit mid-overlap), so where the overlap covers the receptive field the result
+        equals the untiled one exactly, instead of blending in a tile's border artefacts.
+        """
+        h, w = x.shape[-2:]
+        size, stride = self.tile, max(1, self.tile - self.tile_overlap)
+        out = torch.empty_like(x)
+        for top, row0, row1 in _tile_spans(h, size, stride):
+            for left, col0, col1 in _tile_spans(w, size, stride):
+                patch = self._padded(x[..., top : top + size, left : left + size])
+                out[..., row0:row1, col0:col1] = patch[
+                    ..., row0 - top : row1 - top, col0 - left : col1 - left
+                ]
+        return out
+
+
+def _tile_spans(length: int, size: int, stride: int) -> list[tuple[int, int, int]]:
+    """(tile origin, first, last+1 output index it owns) for tiles covering [0, length)."""
+    starts = _tile_starts(length, size, stride)
+    cuts = [0] + [(a + b + size) // 2 for a, b in zip(starts, starts[1:])] + [length]
+    return [(start, cuts[i], cuts[i + 1]) for i, start in enumerate(starts)]
+
+
+def _tile_starts(length: int, size: int, stride: int) -> list[int]:
+    """Tile origins covering [0, length) with the last tile flush to the end."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    return starts + [length - size]

@@ -1,0 +1,119 @@
+"""Scorers turn one attacked batch into per-image result columns.
+
+The module runs every configured scorer on an `Outcome` and merges their columns into the
+rows of `samples.csv`; new metrics are new scorers, never edits to the module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from miga.attacks.base import AttackResult
+from miga.metrics.quality import psnr, ssim
+
+Columns = dict[str, Tensor]
+
+
+@dataclass
+class Outcome:
+    """Everything known about a batch after its attack (all tensors detached)."""
+
+    clean: Tensor
+    noisy: Tensor
+    denoised: Tensor
+    perturbed: Tensor
+    attacked: Tensor
+    delta: Tensor
+    result: AttackResult
+    label: Tensor | None = None
+    reference: Tensor | None = None
+    task_model: nn.Module | None = None
+
+
+class Scorer(ABC):
+    """Base: `__call__(outcome) -> {column: (B,) tensor}`."""
+
+    @abstractmethod
+    def __call__(self, outcome: Outcome) -> Columns:
+        """Per-image columns for this batch."""
+
+
+class ImageQuality(Scorer):
+    """PSNR/SSIM of D(x_n) and D(x_n+δ) against x, of D(x_n+δ) against D(x_n), of x_n+δ vs x_n."""
+
+    def __call__(self, o: Outcome) -> Columns:
+        return {
+            "psnr_noisy": psnr(o.noisy, o.clean),
+            "psnr_denoised": psnr(o.denoised, o.clean),
+            "psnr_attacked": psnr(o.attacked, o.clean),
+            "psnr_attacked_vs_denoised": psnr(o.attacked, o.denoised),
+            "psnr_perturbed_vs_noisy": psnr(o.perturbed, o.noisy),
+            "ssim_denoised": ssim(o.denoised, o.clean),
+            "ssim_attacked": ssim(o.attacked, o.clean),
+            "ssim_attacked_vs_denoised": ssim(o.attacked, o.denoised),
+        }
+
+
+class PerturbationSize(Scorer):
+    """‖δ‖∞, ‖δ‖₂ and mean(δ) of each image (δ in [0,1] units)."""
+
+    def __call__(self, o: Outcome) -> Columns:
+        flat = o.delta.flatten(1)
+        return {
+            "linf": flat.abs().amax(dim=1),
+            "l2": flat.norm(dim=1),
+            "delta_mean": flat.mean(dim=1),
+        }
+
+
+class Classification(Scorer):
+    """Task-model predictions on x, D(x_n), D(x_n+δ), and the attack's success.
+
+    `success` is 1 when D(x_n) was classified correctly and D(x_n+δ) is not, 0 when D(x_n) was
+    correct and still is, and NaN (not eligible) when D(x_n) was already wrong.
+    `stealth_success` additionally requires PSNR(D(x_n+δ), D(x_n)) ≥ `stealth_psnr_db`:
+    a flip a person looking at the output would not notice.
+    """
+
+    def __init__(self, stealth_psnr_db: float = 30.0) -> None:
+        self.stealth_psnr_db = stealth_psnr_db
+
+    @torch.no_grad()
+    def __call__(self, o: Outcome) -> Columns:
+        if o.task_model is None or o.label is None:
+            return {}
+        preds = {
+            name: o.task_model(image).argmax(dim=1)
+            for name, image in (
+                ("clean", o.clean),
+                ("denoised", o.denoised),
+                ("attacked", o.attacked),
+            )
+        }
+        correct = {name: (pred == o.label).float() for name, pred in preds.items()}
+        eligible = correct["denoised"].bool()
+        flipped = 1.0 - correct["attacked"]
+        stealthy = (psnr(o.attacked, o.denoised) >= self.stealth_psnr_db).float()
+        nan = torch.full_like(flipped, float("nan"))
+        return {
+            "label": o.label,
+            **{f"pred_{name}": pred for name, pred in preds.items()},
+            **{f"correct_{name}": value for name, value in correct.items()},
+            "success": torch.where(eligible, flipped, nan),
+            "stealth_success": torch.where(eligible, flipped * stealthy, nan),
+        }
+
+
+class AttackBookkeeping(Scorer):
+    """Steps taken, and whether the sample was flagged (non-finite loss) or stopped early."""
+
+    def __call__(self, o: Outcome) -> Columns:
+        return {
+            "steps": o.result.steps,
+            "flagged": o.result.flagged.float(),
+            "stopped_early": o.result.stopped.float(),
+        }

@@ -1,0 +1,54 @@
+"""How `summary.json` is computed from the rows of `samples.csv` (one place, one contract).
+
+Every summary value is a reduction of one column over the rows, so a summary can always be
+recomputed from its samples file; the README documents each key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+#: summary key → (column, reduction). Rows lacking the column leave the key out.
+SUMMARY_RULES: dict[str, tuple[str, str]] = {
+    "acc_clean": ("correct_clean", "mean"),
+    "acc_denoised": ("correct_denoised", "mean"),
+    "acc_attacked": ("correct_attacked", "mean"),
+    "psnr_noisy": ("psnr_noisy", "mean"),
+    "psnr_denoised": ("psnr_denoised", "mean"),
+    "psnr_attacked": ("psnr_attacked", "mean"),
+    "psnr_attacked_vs_denoised": ("psnr_attacked_vs_denoised", "mean"),
+    "ssim_denoised": ("ssim_denoised", "mean"),
+    "ssim_attacked": ("ssim_attacked", "mean"),
+    "ssim_attacked_vs_denoised": ("ssim_attacked_vs_denoised", "mean"),
+    "linf_max": ("linf", "max"),
+    "l2_mean": ("l2", "mean"),
+    "success_rate": ("success", "nanmean"),
+    "stealth_success_rate": ("stealth_success", "nanmean"),
+    "steps_mean": ("steps", "mean"),
+    "n_flagged": ("flagged", "sum"),
+}
+
+
+def _reduce(values: Sequence[float], how: str) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    if how == "nanmean":
+        return sum(finite) / len(finite) if finite else float("nan")
+    if not values:
+        return float("nan")
+    if how == "mean":
+        return sum(values) / len(values)
+    if how == "max":
+        return max(values)
+    if how == "sum":
+        return sum(values)
+    raise ValueError(f"unknown reduction '{how}'")
+
+
+def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Aggregate per-image rows into the summary contract (`n_images` + `SUMMARY_RULES`)."""
+    summary: dict[str, float] = {"n_images": len(rows)}
+    for key, (column, how) in SUMMARY_RULES.items():
+        if rows and column in rows[0]:
+            summary[key] = _reduce([float(row[column]) for row in rows], how)
+    return summary

@@ -1,0 +1,41 @@
+"""The one interface every mutual-information estimator implements.
+
+An estimator is used three ways: to *measure* I(a; b) on a batch (`estimate`), to *train* its
+critic (`training_loss`, minimised by `miga.train_critic`), and as the MI term of an attack
+(`attack_loss`, per-sample, minimised over δ). `bound` says which side of the true MI the
+estimate lies on: minimising a lower bound does not prove MI fell (DESIGN.md §4b), so reports
+pair a lower-bound attack with an upper-bound or held-out estimate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+from torch import Tensor, nn
+
+from miga.attacks.state import StepState
+
+
+class MIEstimator(nn.Module, ABC):
+    """Base class: subclasses set `bound` and implement `estimate` and `training_loss`."""
+
+    bound: Literal["lower", "upper"] = "lower"
+
+    @abstractmethod
+    def estimate(self, a: Tensor, b: Tensor) -> Tensor:
+        """Scalar estimate of I(a; b) in nats from a batch of paired samples (dim 0 = pairs)."""
+
+    def lower_bound(self, a: Tensor, b: Tensor) -> Tensor:
+        """`estimate` for estimators that are lower bounds (DV, NWJ, InfoNCE, SMILE, …)."""
+        if self.bound != "lower":
+            raise TypeError(f"{type(self).__name__} is an {self.bound} bound, not a lower bound")
+        return self.estimate(a, b)
+
+    def training_loss(self, a: Tensor, b: Tensor) -> Tensor:
+        """Scalar loss whose minimisation tightens the bound (default: −estimate)."""
+        return -self.estimate(a, b)
+
+    def attack_loss(self, state: StepState) -> Tensor:
+        """Per-sample (B,) loss an attack minimises to lower the task-relevant MI."""
+        raise TypeError(f"{type(self).__name__} cannot be used as an attack's MI term")

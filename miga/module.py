@@ -1,0 +1,100 @@
+"""AttackModule: one cell's work per batch, as a Lightning predict step.
+
+noise → denoise (reference output) → attack → denoise the perturbed input → score. Models are
+frozen; gradients exist only inside the attack (`torch.enable_grad()`, because Lightning runs
+predict under `no_grad` even with `inference_mode=False`, DESIGN.md §4b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from miga.attacks.base import Attack
+from miga.attacks.state import AttackInputs, Victim
+from miga.callbacks.image_grid import ImageGrids
+from miga.metrics.scorers import Outcome, Scorer
+
+
+class AttackModule(L.LightningModule):
+    """Holds the victim models, the attack and the scorers of one experiment cell."""
+
+    def __init__(
+        self,
+        denoiser: nn.Module,
+        attack: Attack,
+        noise: nn.Module,
+        task_model: nn.Module | None = None,
+        defense: nn.Module | None = None,
+        scorers: Sequence[Scorer] = (),
+        seed: int = 0,
+        grid_images: int = 8,
+    ) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.task_model = task_model
+        self.defense = defense
+        self.attack = attack
+        self.noise = noise
+        self.scorers = list(scorers)
+        self.seed = seed
+        self.grid_images = grid_images
+        self.images_sent = 0
+        for model in (denoiser, task_model, defense):
+            if model is not None:
+                model.requires_grad_(False).eval()
+
+    @property
+    def victim(self) -> Victim:
+        return Victim(self.denoiser, self.task_model, self.defense)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        clean, index = batch["image"], batch["index"]
+        noisy = self.noise(clean, index, self.seed)
+        victim = self.victim
+        with torch.no_grad():
+            denoised = victim.denoise(noisy)
+        inputs = AttackInputs(
+            clean=clean,
+            noisy=noisy,
+            denoised=denoised,
+            index=index,
+            label=batch.get("label"),
+            reference=batch.get("reference"),
+            seed=self.seed,
+        )
+        with torch.enable_grad():
+            result = self.attack(inputs, victim)
+        perturbed = noisy + result.delta
+        with torch.no_grad():
+            attacked = victim.denoise(perturbed)
+            outcome = Outcome(
+                clean=clean,
+                noisy=noisy,
+                denoised=denoised,
+                perturbed=perturbed,
+                attacked=attacked,
+                delta=result.delta,
+                result=result,
+                label=inputs.label,
+                reference=inputs.reference,
+                task_model=self.task_model,
+            )
+            columns = {}
+            for scorer in self.scorers:
+                columns.update(scorer(outcome))
+        return {"id": index, "columns": columns, "images": self._images_to_send(outcome)}
+
+    def _images_to_send(self, outcome: Outcome) -> dict[str, torch.Tensor]:
+        """Only the first `grid_images` samples of the cell carry images to the callbacks."""
+        count = max(0, min(self.grid_images - self.images_sent, len(outcome.clean)))
+        self.images_sent += count
+        panels = {
+            name: getattr(outcome, name)
+            for name in ("clean", "noisy", "denoised", "perturbed", "attacked", "delta")
+        }
+        return ImageGrids.images_for(panels, count)

@@ -1,0 +1,78 @@
+"""What a results folder was made from: config, its hash, versions, commit, weight files."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from miga.denoisers.checkpoints import file_sha256
+from miga.utils.config import config_hash
+
+PACKAGES = (
+    "miga",
+    "torch",
+    "torchvision",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "timm",
+    "torchmetrics",
+    "wandb",
+    "numpy",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit(directory: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def weight_files(cfg: DictConfig) -> dict[str, str]:
+    """sha256 of every existing file named by a `checkpoint` key anywhere in the config."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "checkpoint" and isinstance(value, str) and Path(value).is_file():
+                    found[value] = file_sha256(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(OmegaConf.to_container(cfg, resolve=True))
+    return found
+
+
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config_hash": config_hash(cfg),
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+        "weights_sha256": weight_files(cfg),
+    }

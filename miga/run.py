@@ -1,0 +1,98 @@
+"""`python -m miga.run [overrides]`: run one experiment cell (or a sweep with `-m`).
+
+compose config → instantiate data, models, attack, loggers → `Trainer.predict` → results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from miga.callbacks.image_grid import ImageGrids
+from miga.callbacks.progress import AttackProgressBar
+from miga.callbacks.results_writer import ResultsWriter, read_rows
+from miga.module import AttackModule
+from miga.provenance import provenance
+from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.results_dir import prepare_results_dir
+from miga.utils.wandb_env import finish_wandb, point_wandb_into, publish
+
+log = logging.getLogger(__name__)
+
+
+def build_module(cfg: DictConfig) -> AttackModule:
+    """The cell's models, attack and scorers, from the config groups."""
+    return AttackModule(
+        denoiser=instantiate(cfg.denoiser),
+        attack=instantiate(cfg.attack),
+        noise=instantiate(cfg.noise),
+        task_model=instantiate(cfg.downstream),
+        defense=instantiate(cfg.defense),
+        scorers=instantiate(cfg.metrics.scorers),
+        seed=cfg.seed,
+        grid_images=cfg.metrics.grid_images,
+    )
+
+
+def run_cell(cfg: DictConfig) -> dict[str, Any]:
+    """Run one cell end to end and return its summary (also in `summary.json`)."""
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    record = provenance(cfg)
+    prepare_results_dir(output_dir, record, resume=cfg.resume)
+
+    datamodule = instantiate(cfg.dataset)
+    writer = ResultsWriter(output_dir)
+    done = writer.done_ids()
+    if done:
+        log.info("resuming: %d samples already have results in %s", len(done), output_dir)
+        datamodule.skip_indices(done)
+
+    point_wandb_into(output_dir)
+    loggers = [instantiate(cfg.logger)] if cfg.get("logger") else []
+    for logger in loggers:
+        logger.log_hyperparams(record["config"])
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=[writer, ImageGrids(output_dir, cfg.metrics.grid_images), AttackProgressBar()],
+    )
+    try:
+        trainer.predict(build_module(cfg), datamodule=datamodule, return_predictions=False)
+        if not trainer.is_global_zero:
+            return {}
+        summary = writer.merge(extra={"seconds": time.perf_counter() - started})
+        publish(
+            loggers, summary, read_rows(output_dir / "samples.csv") if summary["n_images"] else []
+        )
+    finally:
+        finish_wandb()
+    print_summary(summary, output_dir)
+    return summary
+
+
+def print_summary(summary: dict[str, Any], output_dir: Path) -> None:
+    width = max(map(len, summary))
+    lines = [
+        f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}"
+        for key, value in summary.items()
+    ]
+    print("\n".join(["", f"results: {output_dir}", *lines]))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    summary = run_cell(cfg)
+    return summary.get("success_rate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Small shared utilities: seeding, W&B hermeticity, config helpers."""

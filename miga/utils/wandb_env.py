@@ -1,0 +1,53 @@
+"""Keep W&B hermetic: its files under the run directory, its run finished per cell.
+
+`WandbLogger(offline=True)` would set WANDB_MODE for the whole process, and tables with images
+are staged under the user's home unless WANDB_DATA_DIR is set (DESIGN.md §4b): so every W&B
+directory points into the run directory, and the mode is passed as `mode=`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+WANDB_DIR_VARIABLES = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+
+
+def point_wandb_into(run_dir: str | Path) -> Path:
+    """Set W&B's directory variables to `<run_dir>/wandb*` and create them."""
+    base = Path(run_dir)
+    for variable in WANDB_DIR_VARIABLES:
+        suffix = variable.removeprefix("WANDB_").removesuffix("_DIR").lower()
+        folder = base if variable == "WANDB_DIR" else base / f"wandb_{suffix}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[variable] = str(folder)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return base / "wandb"
+
+
+def publish(loggers: Iterable[Any], summary: Mapping[str, Any], rows: Sequence[Mapping]) -> None:
+    """Send the cell's summary scalars and per-image table to every logger that takes them."""
+    scalars = {f"summary/{k}": v for k, v in summary.items() if isinstance(v, int | float)}
+    for logger in loggers:
+        logger.log_metrics(scalars)
+        if hasattr(logger, "log_table") and rows:
+            columns = list(rows[0])
+            logger.log_table(
+                key="samples", columns=columns, data=[[r[c] for c in columns] for r in rows]
+            )
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "summary"):
+            experiment.summary.update(dict(summary))
+        logger.save()
+
+
+def finish_wandb() -> None:
+    """End the process's W&B run, if any (joblib workers are reused between cells)."""
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.finish()

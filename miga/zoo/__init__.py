@@ -1,0 +1,1 @@
+"""Models the project trains itself (the demo denoiser, fine-tuning scripts)."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: composed configs, the demo models, small batches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def compose_config(overrides: list[str] | None = None, name: str = "config") -> DictConfig:
+    """Compose a real config like `python -m miga.run` would, outside a Hydra run."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides or [], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root = str(REPO)
+        cfg.paths.output_dir = str(REPO / "outputs" / "pytest")
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def demo_models():
+    """The demo denoiser (committed weights) and the demo classifier, loaded once."""
+    from hydra.utils import instantiate
+
+    cfg = compose_config()
+    return instantiate(cfg.denoiser), instantiate(cfg.downstream)
+
+
+@pytest.fixture(scope="session")
+def demo_batch():
+    """All demo photos as one batch (x, labels, indices)."""
+    from miga.data.demo_photos import DemoPhotos
+
+    photos = DemoPhotos(size=128)
+    items = [photos[i] for i in range(len(photos))]
+    return (
+        torch.stack([item["image"] for item in items]),
+        torch.tensor([item["label"] for item in items]),
+        torch.tensor([item["index"] for item in items]),
+    )

@@ -1,0 +1,114 @@
+"""Metrics against hand-computed values; the summary is the documented reduction of the rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from miga.attacks.base import AttackResult
+from miga.metrics.quality import PSNR_CAP_DB, psnr, ssim
+from miga.metrics.scorers import Classification, Outcome, PerturbationSize
+from miga.metrics.summary import summarize
+
+
+def test_psnr_is_per_image_not_pooled() -> None:
+    target = torch.zeros(2, 3, 4, 4)
+    pred = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    # MSE 0.01 → 20 dB; MSE 1e-4 → 40 dB. Pooled would give 10·log10(1/0.00505) ≈ 22.97 dB.
+    torch.testing.assert_close(psnr(pred, target), torch.tensor([20.0, 40.0]))
+
+
+def test_psnr_of_identical_images_is_capped() -> None:
+    image = torch.rand(1, 3, 8, 8)
+    assert psnr(image, image).item() == PSNR_CAP_DB
+
+
+def test_ssim_is_one_for_identical_and_lower_for_noisy() -> None:
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 32, 32, generator=generator)
+    noisy = (image + 0.2 * torch.randn(image.shape, generator=generator)).clamp(0, 1)
+    torch.testing.assert_close(ssim(image, image), torch.ones(2))
+    assert (ssim(noisy, image) < 0.9).all()
+
+
+def test_perturbation_size_by_hand() -> None:
+    delta = torch.zeros(1, 3, 2, 2)
+    delta[0, 0, 0, 0], delta[0, 1, 1, 1] = 0.3, -0.4
+    columns = PerturbationSize()(_outcome(delta=delta))
+    assert columns["linf"].item() == pytest.approx(0.4)
+    assert columns["l2"].item() == pytest.approx(0.5)
+    assert columns["delta_mean"].item() == pytest.approx(-0.1 / 12)
+
+
+class _FixedLogits(nn.Module):
+    """Predicts class 0 for images whose mean is < 0.5, else class 1."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        high = (image.flatten(1).mean(1) >= 0.5).float()
+        return torch.stack([1 - high, high], dim=1)
+
+
+def test_success_counts_only_images_the_denoiser_kept_right() -> None:
+    low, high = torch.zeros(3, 4, 4), torch.ones(3, 4, 4)
+    # sample 0: denoised right (0), attacked flipped (1) → success 1
+    # sample 1: denoised right (0), attacked still 0     → success 0
+    # sample 2: denoised wrong (1 vs label 0)            → not eligible (NaN)
+    outcome = _outcome(
+        clean=torch.stack([low, low, low]),
+        denoised=torch.stack([low, low, high]),
+        attacked=torch.stack([high, low * 1.0001 + 0.0, high]),
+        label=torch.tensor([0, 0, 0]),
+        task_model=_FixedLogits(),
+    )
+    columns = Classification(stealth_psnr_db=30.0)(outcome)
+    assert columns["correct_denoised"].tolist() == [1.0, 1.0, 0.0]
+    assert columns["success"][:2].tolist() == [1.0, 0.0] and math.isnan(columns["success"][2])
+    # sample 0 flipped with PSNR(attacked, denoised) = 0 dB: not stealthy
+    assert columns["stealth_success"][:2].tolist() == [0.0, 0.0]
+
+
+def test_summary_reduces_rows_as_documented() -> None:
+    rows = [
+        {"correct_denoised": 1.0, "psnr_attacked": 30.0, "linf": 0.01, "l2": 1.0, "success": 1.0},
+        {
+            "correct_denoised": 0.0,
+            "psnr_attacked": 20.0,
+            "linf": 0.02,
+            "l2": 3.0,
+            "success": float("nan"),
+        },
+    ]
+    summary = summarize(rows)
+    assert summary == {
+        "n_images": 2,
+        "acc_denoised": 0.5,
+        "psnr_attacked": 25.0,
+        "linf_max": 0.02,
+        "l2_mean": 2.0,
+        "success_rate": 1.0,
+    }
+
+
+def _outcome(**fields) -> Outcome:
+    image = fields.get("clean", torch.zeros(1, 3, 2, 2))
+    delta = fields.pop("delta", torch.zeros_like(image))
+    batch = image.shape[0]
+    result = AttackResult(
+        delta,
+        torch.zeros(batch, dtype=torch.long),
+        torch.zeros(batch, dtype=torch.bool),
+        torch.zeros(batch, dtype=torch.bool),
+    )
+    base = dict(
+        clean=image,
+        noisy=image,
+        denoised=image,
+        perturbed=image,
+        attacked=image,
+        delta=delta,
+        result=result,
+    )
+    return Outcome(**{**base, **fields})
