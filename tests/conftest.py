@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
@@ -23,6 +24,7 @@ def compose_config(overrides: list[str] | None = None, name: str = "config") -> 
     """Compose a real config like `python -m miga.run` would, outside a Hydra run."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name=name, overrides=overrides or [], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so `${hydra:...}` interpolations resolve
     with open_dict(cfg):
         cfg.paths.root = str(REPO)
         cfg.paths.output_dir = str(REPO / "outputs" / "pytest")

@@ -1,0 +1,129 @@
+"""`python -m miga.run` end to end, as a user runs it (subprocesses, real W&B offline)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from miga.callbacks.results_writer import read_rows
+from miga.metrics.summary import summarize
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["dataset.dataset.limit=3", "dataset.batch_size=2", "attack.steps=2"]
+
+
+def run_miga(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The embedded default, unchanged but for its output folder."""
+    run_dir = tmp_path_factory.mktemp("demo")
+    run_miga(run_dir)
+    return run_dir
+
+
+def test_demo_shows_the_papers_effect(demo_run: Path) -> None:
+    summary = json.loads((demo_run / "summary.json").read_text())
+    assert summary["n_images"] == 14
+    assert summary["acc_denoised"] >= summary["acc_clean"] - 0.25
+    assert summary["acc_attacked"] <= summary["acc_denoised"] - 0.40
+    assert abs(summary["psnr_attacked"] - summary["psnr_denoised"]) <= 2.0
+    assert summary["linf_max"] <= 4 / 255 + 1e-6
+    for key in ("success_rate", "acc_clean", "acc_denoised", "acc_attacked"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["seconds"] > 0
+
+
+def test_samples_have_one_row_per_image_and_the_summary_is_their_aggregate(demo_run) -> None:
+    rows = read_rows(demo_run / "samples.csv")
+    header = (demo_run / "samples.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "id"
+    assert [row["id"] for row in rows] == list(range(14))
+    summary = json.loads((demo_run / "summary.json").read_text())
+    recomputed = summarize(rows)
+    assert set(recomputed) <= set(summary)
+    for key, value in recomputed.items():
+        assert math.isclose(summary[key], value, rel_tol=1e-12), key
+    contract = {
+        "n_images",
+        "acc_clean",
+        "acc_denoised",
+        "acc_attacked",
+        "psnr_denoised",
+        "psnr_attacked",
+        "ssim_denoised",
+        "ssim_attacked",
+        "linf_max",
+        "l2_mean",
+        "success_rate",
+        "seconds",
+    }
+    assert contract <= set(summary)
+
+
+def test_wandb_offline_run_is_syncable_and_holds_table_and_grids(demo_run) -> None:
+    runs = list((demo_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "sync", "--dry-run", str(runs[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Would sync 1 run(s)" in out.stdout + out.stderr
+    media = runs[0] / "files" / "media"
+    assert len(list((media / "images").glob("grids_*.png"))) == 8
+    assert len(list((media / "table").glob("samples_*.table.json"))) == 1
+    assert len(list((demo_run / "grids").glob("*.png"))) == 8
+
+
+def test_rerun_resumes_without_recomputing_and_refuses_a_changed_config(demo_run) -> None:
+    parts_before = {p.name: p.read_bytes() for p in (demo_run / "rows").glob("*.csv")}
+    samples_before = (demo_run / "samples.csv").read_bytes()
+    out = run_miga(demo_run, "logger=none")
+    assert "14 samples already have results" in out.stdout + out.stderr
+    assert {p.name: p.read_bytes() for p in (demo_run / "rows").glob("*.csv")} == parts_before
+    assert (demo_run / "samples.csv").read_bytes() == samples_before
+    changed = run_miga(demo_run, "attack.steps=3", "logger=none", check=False)
+    assert changed.returncode != 0
+    assert "holds results of another config" in changed.stderr
+
+
+def test_same_seed_gives_bit_identical_rows_and_batch_size_changes_only_rounding(
+    tmp_path,
+) -> None:
+    run_miga(tmp_path / "a", *SMALL, "logger=none")
+    run_miga(tmp_path / "b", *SMALL, "logger=none")
+    run_miga(tmp_path / "c", *SMALL, "logger=none", "dataset.batch_size=3")
+    first = (tmp_path / "a" / "samples.csv").read_bytes()
+    assert first == (tmp_path / "b" / "samples.csv").read_bytes()
+    # Per-sample noise and losses: another batch size changes only float rounding in kernels.
+    for row_a, row_c in zip(
+        read_rows(tmp_path / "a" / "samples.csv"),
+        read_rows(tmp_path / "c" / "samples.csv"),
+        strict=True,
+    ):
+        for key, value in row_a.items():
+            assert math.isclose(value, row_c[key], rel_tol=1e-3, abs_tol=1e-5), key
+
+
+def test_csv_logger_writes_the_summary_metrics(tmp_path) -> None:
+    run_miga(tmp_path, *SMALL, "logger=csv")
+    metrics = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
+    assert "summary/acc_attacked" in metrics
