@@ -27,6 +27,18 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "stealth_success_rate": ("stealth_success", "nanmean"),
     "steps_mean": ("steps", "mean"),
     "n_flagged": ("flagged", "sum"),
+    # Unknown-task cells (miga.metrics.semantic): OCR, feature shift, similarity to the reference.
+    "rouge_denoised": ("rouge_denoised", "nanmean"),
+    "rouge_attacked": ("rouge_attacked", "nanmean"),
+    "rouge_attacked_vs_reference": ("rouge_attacked_vs_reference", "nanmean"),
+    "feat_cos_attacked_clean": ("feat_cos_attacked_clean", "mean"),
+    "feat_cos_denoised_clean": ("feat_cos_denoised_clean", "mean"),
+    "feat_cos_attacked_reference": ("feat_cos_attacked_reference", "mean"),
+    "feat_cos_denoised_reference": ("feat_cos_denoised_reference", "mean"),
+    "psnr_attacked_vs_reference": ("psnr_attacked_vs_reference", "mean"),
+    "ssim_attacked_vs_reference": ("ssim_attacked_vs_reference", "mean"),
+    "psnr_denoised_vs_reference": ("psnr_denoised_vs_reference", "mean"),
+    "ssim_denoised_vs_reference": ("ssim_denoised_vs_reference", "mean"),
 }
 
 
