@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from miga.denoisers.checkpoints import file_sha256
@@ -66,8 +67,17 @@ def weight_files(cfg: DictConfig) -> dict[str, str]:
     return found
 
 
+def group_choices() -> dict[str, str]:
+    """Which option of each config group this run uses (what the report lays tables out by)."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {k: str(v) for k, v in choices.items() if not k.startswith("hydra")}
+
+
 def provenance(cfg: DictConfig) -> dict[str, Any]:
     return {
+        "choices": group_choices(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "config_hash": config_hash(cfg),
         "versions": package_versions(),

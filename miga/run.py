@@ -12,9 +12,12 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
@@ -44,6 +47,7 @@ def build_module(cfg: DictConfig) -> AttackModule:
 def run_cell(cfg: DictConfig) -> dict[str, Any]:
     """Run one cell end to end and return its summary (also in `summary.json`)."""
     started = time.perf_counter()
+    refuse_multi_device_in_multirun(cfg)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     record = provenance(cfg)
@@ -63,13 +67,22 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,
-        callbacks=[writer, ImageGrids(output_dir, cfg.metrics.grid_images), AttackProgressBar()],
+        callbacks=[
+            writer,
+            ImageGrids(output_dir, cfg.metrics.grid_images),
+            AttackProgressBar(),
+            *fault_callbacks(),
+        ],
     )
     try:
         trainer.predict(build_module(cfg), datamodule=datamodule, return_predictions=False)
+        trainer.strategy.barrier("results written")  # every rank's rows are on disk
         if not trainer.is_global_zero:
             return {}
-        summary = writer.merge(extra={"seconds": time.perf_counter() - started})
+        skipped = getattr(datamodule.dataset, "skipped", 0)
+        summary = writer.merge(
+            extra={"n_skipped_files": skipped, "seconds": time.perf_counter() - started}
+        )
         publish(
             loggers, summary, read_rows(output_dir / "samples.csv") if summary["n_images"] else []
         )
@@ -77,6 +90,21 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
         finish_wandb()
     print_summary(summary, output_dir)
     return summary
+
+
+def refuse_multi_device_in_multirun(cfg: DictConfig) -> None:
+    """DDP inside `-m` relaunches the whole sweep in every child (DESIGN.md §4b): refuse it."""
+    devices = cfg.trainer.get("devices", 1)
+    several = devices == -1 or (isinstance(devices, int) and devices > 1) or (
+        not isinstance(devices, int | str) and len(devices) > 1
+    )
+    if several and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            f"trainer.devices={devices} inside a multirun (-m): DDP would relaunch the whole "
+            "sweep in every process. Run cells on one device each and parallelise across cells "
+            "with a launcher (hydra/launcher=joblib or submitit_slurm), or run this cell alone "
+            "without -m."
+        )
 
 
 def print_summary(summary: dict[str, Any], output_dir: Path) -> None:

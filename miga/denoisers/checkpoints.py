@@ -66,6 +66,8 @@ def load_checkpoint(model: nn.Module, path: str | Path | None, variant: str) -> 
     produces an error a researcher can act on.
     """
     if path is None:
+        if not any(True for _ in model.parameters()):
+            return model  # weight-free (classical) model: nothing to load
         warnings.warn(f"{variant}: checkpoint=null, using RANDOM weights", stacklevel=2)
         return model
     state = read_checkpoint(path)

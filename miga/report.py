@@ -1,0 +1,250 @@
+"""`python -m miga.report <sweep dir | results glob> [--out DIR] [--wandb]`: the paper's tables.
+
+Reads every cell folder (one with `provenance.json`) under the given directories, and writes,
+per metric, a table laid out like the paper (rows: denoisers, columns: datasets; one table per
+remaining factor such as attack or defence) as Markdown and CSV, a heat-map PNG, and
+`cells.csv` with one line per cell. Cells that started but have no `summary.json` are listed
+as failed/incomplete; cells that the sweep defines (its `multirun.yaml`) but that never started
+are listed as missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import itertools
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from miga.callbacks.results_writer import PARTS_DIR, SUMMARY_FILE, read_rows
+from miga.utils.results_dir import PROVENANCE_FILE
+
+ROW_KEY, COLUMN_KEY = "denoiser", "dataset"
+METRICS = (
+    "acc_denoised",
+    "acc_attacked",
+    "success_rate",
+    "stealth_success_rate",
+    "psnr_denoised",
+    "psnr_attacked",
+    "ssim_attacked",
+    "linf_max",
+    "l2_mean",
+)
+FACTORS = ("attack", "mi_estimator", "defense", "noise", "downstream")
+
+
+@dataclass
+class Cell:
+    """One cell folder: its config-group choices and, if finished, its summary."""
+
+    path: Path
+    choices: dict[str, str]
+    summary: dict[str, float] | None
+    rows_done: int
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+    def factor(self) -> tuple[tuple[str, str], ...]:
+        return tuple((k, self.choices.get(k, "?")) for k in FACTORS)
+
+
+def find_cells(sources: Iterable[str]) -> list[Cell]:
+    """Every cell folder under the given directories or globs, sorted by path."""
+    folders: set[Path] = set()
+    for source in sources:
+        for match in glob.glob(source) or [source]:
+            root = Path(match)
+            if (root / PROVENANCE_FILE).is_file():
+                folders.add(root)
+            folders.update(p.parent for p in root.rglob(PROVENANCE_FILE))
+    return [_read_cell(folder) for folder in sorted(folders)]
+
+
+def _read_cell(folder: Path) -> Cell:
+    record = json.loads((folder / PROVENANCE_FILE).read_text())
+    summary_path = folder / SUMMARY_FILE
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    parts = list((folder / PARTS_DIR).glob("*.csv")) if (folder / PARTS_DIR).is_dir() else []
+    rows = sum(len(read_rows(part)) for part in parts)
+    return Cell(folder, record.get("choices", {}), summary, rows)
+
+
+def expected_grid(sources: Iterable[str]) -> list[dict[str, str]]:
+    """The cells a sweep defines: the product of its `hydra.sweeper.params` (multirun.yaml)."""
+    grid: list[dict[str, str]] = []
+    for source in sources:
+        for match in glob.glob(source) or [source]:
+            path = Path(match) / "multirun.yaml"
+            if not path.is_file():
+                continue
+            params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {}
+            keys = list(params)
+            values = [str(params[k]).split(",") for k in keys]
+            grid += [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    return grid
+
+
+def missing_cells(expected: Sequence[dict[str, str]], cells: Sequence[Cell]) -> list[dict]:
+    """Expected combinations that no cell folder matches."""
+    return [
+        combo
+        for combo in expected
+        if not any(all(c.choices.get(k) == v for k, v in combo.items()) for c in cells)
+    ]
+
+
+def table(cells: Sequence[Cell], metric: str) -> tuple[list[str], list[str], dict]:
+    """Rows (denoisers), columns (datasets) and values of `metric` over finished cells."""
+    rows = sorted({c.choices.get(ROW_KEY, "?") for c in cells})
+    columns = sorted({c.choices.get(COLUMN_KEY, "?") for c in cells})
+    values = {
+        (c.choices.get(ROW_KEY, "?"), c.choices.get(COLUMN_KEY, "?")): c.summary.get(metric)
+        for c in cells
+        if c.finished
+    }
+    return rows, columns, values
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def markdown_table(metric: str, rows, columns, values) -> str:  # noqa: ANN001
+    lines = [f"| {metric} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row in rows:
+        lines.append(f"| {row} | " + " | ".join(_fmt(values.get((row, c))) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def heatmap(path: Path, title: str, rows, columns, values) -> None:  # noqa: ANN001
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = [[values.get((r, c)) for c in columns] for r in rows]
+    grid = [[float("nan") if v is None else v for v in line] for line in data]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(columns), 1.0 + 0.6 * len(rows)))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    for i, line in enumerate(data):
+        for j, value in enumerate(line):
+            ax.text(j, i, _fmt(value), ha="center", va="center", color="w", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
+    """Tables (md, csv), heat-maps and cells.csv under `out`; returns the report.md path."""
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [
+        f"# miga report\n\n{sum(c.finished for c in cells)} finished cells, "
+        f"{sum(not c.finished for c in cells)} failed or incomplete, "
+        f"{len(missing)} missing.\n"
+    ]
+    for factor, group in itertools.groupby(sorted(cells, key=Cell.factor), key=Cell.factor):
+        group = list(group)
+        label = ", ".join(f"{k}={v}" for k, v in factor)
+        slug = "_".join(v for _, v in factor).replace("/", "-")
+        sections.append(f"## {label}\n")
+        for metric in METRICS:
+            rows, columns, values = table(group, metric)
+            if not any(v is not None for v in values.values()):
+                continue
+            sections.append(markdown_table(metric, rows, columns, values) + "\n")
+            with open(out / f"{metric}__{slug}.csv", "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow([metric, *columns])
+                writer.writerows([[r, *[_fmt(values.get((r, c))) for c in columns]] for r in rows])
+            heatmap(out / f"{metric}__{slug}.png", f"{metric} ({label})", rows, columns, values)
+    problems = [
+        f"- failed/incomplete: `{c.path}` ({c.rows_done} rows written)"
+        for c in cells
+        if not c.finished
+    ]
+    problems += [f"- missing: {', '.join(f'{k}={v}' for k, v in m.items())}" for m in missing]
+    if problems:
+        sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
+    _write_cells_csv(cells, out / "cells.csv")
+    report = out / "report.md"
+    report.write_text("\n".join(sections))
+    return report
+
+
+def _write_cells_csv(cells: Sequence[Cell], path: Path) -> None:
+    keys = sorted({k for c in cells for k in c.choices})
+    metrics = sorted({k for c in cells if c.finished for k in c.summary})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "status", *keys, *metrics])
+        for c in cells:
+            status = "finished" if c.finished else "incomplete"
+            summary = c.summary or {}
+            writer.writerow(
+                [
+                    c.path,
+                    status,
+                    *[c.choices.get(k, "") for k in keys],
+                    *[summary.get(m, "") for m in metrics],
+                ]
+            )
+
+
+def log_to_wandb(cells: Sequence[Cell], report_dir: Path, mode: str) -> None:
+    """One W&B run holding the cells table and the heat-maps (files under `report_dir`)."""
+    import wandb
+
+    from miga.utils.wandb_env import point_wandb_into
+
+    point_wandb_into(report_dir)
+    keys = sorted({k for c in cells for k in c.choices})
+    metrics = sorted({k for c in cells if c.finished for k in c.summary})
+    run = wandb.init(project="miga", job_type="report", mode=mode, dir=str(report_dir))
+    data = [
+        [*[c.choices.get(k, "") for k in keys], *[(c.summary or {}).get(m) for m in metrics]]
+        for c in cells
+    ]
+    run.log({"cells": wandb.Table(columns=[*keys, *metrics], data=data)})
+    run.log({p.stem: wandb.Image(str(p)) for p in sorted(report_dir.glob("*.png"))})
+    run.finish()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m miga.report", description=__doc__)
+    parser.add_argument("sources", nargs="+", help="sweep directories or globs of cell folders")
+    parser.add_argument("--out", type=Path, help="report folder (default: <first source>/report)")
+    parser.add_argument("--wandb", choices=["offline", "online"], help="also log to W&B")
+    args = parser.parse_args(argv)
+    cells = find_cells(args.sources)
+    if not cells:
+        parser.error(f"no cell folders (with {PROVENANCE_FILE}) under {args.sources}")
+    missing = missing_cells(expected_grid(args.sources), cells)
+    out = (
+        args.out
+        or Path(glob.glob(args.sources[0])[0] if glob.glob(args.sources[0]) else args.sources[0])
+        / "report"
+    )
+    report = write_report(cells, missing, out)
+    if args.wandb:
+        log_to_wandb(cells, out, args.wandb)
+    print(report.read_text())
+    return 0 if all(c.finished for c in cells) and not missing else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
