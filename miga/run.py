@@ -6,7 +6,9 @@ compose config → instantiate data, models, attack, loggers → `Trainer.predic
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from miga.callbacks.fault import fault_callbacks
@@ -25,7 +28,7 @@ from miga.module import AttackModule
 from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.results_dir import prepare_results_dir
-from miga.utils.wandb_env import finish_wandb, point_wandb_into, publish
+from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     record = provenance(cfg)
-    prepare_results_dir(output_dir, record, resume=cfg.resume)
+    lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
 
     datamodule = instantiate(cfg.dataset)
     writer = ResultsWriter(output_dir)
@@ -61,7 +64,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
         datamodule.skip_indices(done)
 
     point_wandb_into(output_dir)
-    loggers = [instantiate(cfg.logger)] if cfg.get("logger") else []
+    loggers = [instantiate_logger(cfg.logger)] if cfg.get("logger") else []
     for logger in loggers:
         logger.log_hyperparams(record["config"])
     trainer: L.Trainer = instantiate(
@@ -88,6 +91,8 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
         )
     finally:
         finish_wandb()
+        if lock is not None:
+            lock.close()
     print_summary(summary, output_dir)
     return summary
 
@@ -116,9 +121,32 @@ def print_summary(summary: dict[str, Any], output_dir: Path) -> None:
     print("\n".join(["", f"results: {output_dir}", *lines]))
 
 
+def one_line_reason(err: BaseException) -> str:
+    """The innermost cause's type and first line (Hydra wraps instantiation errors)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    summary = run_cell(cfg)
+    """Exit code contract: 0 when the cell is done; otherwise non-zero and one line on stderr
+    (`miga: error: <reason>`; the traceback goes to `<run dir>/error.txt`). Inside `-m` a failed
+    cell is logged and Hydra carries on with the other cells, failing the sweep at the end."""
+    try:
+        summary = run_cell(cfg)
+    except Exception as err:
+        reason = one_line_reason(err)
+        trace = Path(HydraConfig.get().runtime.output_dir) / "error.txt"
+        try:
+            trace.write_text(traceback.format_exc())
+        except OSError:
+            pass
+        print(f"miga: error: {reason} (traceback: {trace})", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1)
     return summary.get("success_rate")
 
 

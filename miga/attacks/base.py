@@ -79,6 +79,8 @@ class Attack(nn.Module):
         stopping: StoppingRule | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(steps, int) or isinstance(steps, bool):
+            raise TypeError(f"attack.steps must be an integer, got {steps!r}")
         if steps < 0:
             raise ValueError(f"attack.steps must be >= 0, got {steps}")
         unknown = set(weights) - set(terms)

@@ -17,6 +17,17 @@ def clip_to_image(delta: Tensor, noisy: Tensor) -> Tensor:
     return (noisy + delta).clamp(0.0, 1.0) - noisy
 
 
+def _checked_epsilon(epsilon: object) -> float:
+    """ε as a float ≥ 0, or an error naming the config key."""
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        raise TypeError(f"budget epsilon must be a number, got {epsilon!r}") from None
+    if not value >= 0:
+        raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
+    return value
+
+
 def _flat_norm(delta: Tensor) -> Tensor:
     return delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.dim() - 1)))
 
@@ -49,9 +60,7 @@ class LinfBall(Budget):
     norm = "linf"
 
     def __init__(self, epsilon: float) -> None:
-        if not epsilon >= 0:
-            raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
-        self.epsilon = float(epsilon)
+        self.epsilon = _checked_epsilon(epsilon)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         return delta.clamp(-self.epsilon, self.epsilon)
@@ -67,9 +76,7 @@ class L2Ball(Budget):
     norm = "l2"
 
     def __init__(self, epsilon: float) -> None:
-        if not epsilon >= 0:
-            raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
-        self.epsilon = float(epsilon)
+        self.epsilon = _checked_epsilon(epsilon)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         scale = torch.clamp(self.epsilon / (_flat_norm(delta) + 1e-12), max=1.0)

@@ -49,6 +49,8 @@ class MIGA(Attack):
         perceptual_weight: float = 0.1,
         **loop: Any,
     ) -> None:
+        if isinstance(steps, int) and steps < 1:
+            raise ValueError(f"MIGA needs attack.steps >= 1, got {steps} (attack=none: no attack)")
         terms = {
             "rec": OutputFidelity(rec_target, features, perceptual_weight),
             "pert": InputFidelity(features, perceptual_weight),

@@ -28,14 +28,28 @@ SUMMARY_FILE = "summary.json"
 PARTS_DIR = "rows"
 
 
+class ResultsWriteError(OSError):
+    """Results could not be written (disk full, read-only folder, …); earlier files intact."""
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part."""
+    """Write `text` to `path` so readers see the old file or the new one, never a part.
+
+    On failure (disk full, quota, permissions) the temporary file is removed, the previous
+    version of `path` is untouched, and `ResultsWriteError` names the file and the reason.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ResultsWriteError(
+            err.errno, f"cannot write results file {path}: {err.strerror or err}"
+        ) from err
 
 
 def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:

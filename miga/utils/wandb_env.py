@@ -8,9 +8,13 @@ directory points into the run directory, and the mode is passed as `mode=`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 WANDB_DIR_VARIABLES = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
 
@@ -25,6 +29,24 @@ def point_wandb_into(run_dir: str | Path) -> Path:
         os.environ[variable] = str(folder)
     os.environ.setdefault("WANDB_SILENT", "true")
     return base / "wandb"
+
+
+def instantiate_logger(cfg: DictConfig) -> Any:
+    """The configured logger; an online W&B logger that cannot start falls back to offline.
+
+    A sweep on a cluster node without network (or without `wandb login`) must not lose its
+    cell: one warning, then the same logger with `mode=offline`, syncable later.
+    """
+    logger = instantiate(cfg)
+    if cfg.get("mode") != "online":
+        return logger
+    try:
+        _ = logger.experiment  # forces wandb.init
+    except Exception as err:  # wandb raises several types (UsageError, CommError, timeouts)
+        warnings.warn(f"W&B online unavailable ({err}); continuing offline", stacklevel=2)
+        finish_wandb()
+        logger = instantiate(cfg, mode="offline")
+    return logger
 
 
 def publish(loggers: Iterable[Any], summary: Mapping[str, Any], rows: Sequence[Mapping]) -> None:
