@@ -201,6 +201,8 @@ class FeatureSeparableCritic(Critic):
     still flow through it to the images (an attack needs them). Only the projection heads g and
     h train. `feature_dim` defaults to `backbone.num_features` (timm) or is probed with one
     forward pass at `input_size` (64 when None). Images are resized to `input_size` when given.
+    The state dict holds the backbone's weights too (`backbone.*`, then `g.*`, `h.*`), so a
+    saved critic reloads strictly into the same backbone architecture.
     """
 
     separable = True
