@@ -55,6 +55,9 @@ def test_the_demo_default_instantiates_its_cheap_parts() -> None:
         "PerturbationSize",
         "Classification",
         "AttackBookkeeping",
+        "DeltaPSNR",
+        "TargetedSuccess",
+        "LPIPS",
     ]
 
 

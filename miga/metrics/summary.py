@@ -27,6 +27,16 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "stealth_success_rate": ("stealth_success", "nanmean"),
     "steps_mean": ("steps", "mean"),
     "n_flagged": ("flagged", "sum"),
+    # Comparison of attacks at equal budget (miga.metrics.comparison; docs/metrics.md).
+    "psnr_perturbed_vs_noisy": ("psnr_perturbed_vs_noisy", "mean"),
+    "delta_psnr": ("delta_psnr", "mean"),
+    "linf_mean": ("linf", "mean"),
+    "l2_max": ("l2", "max"),
+    "delta_mean": ("delta_mean", "mean"),
+    "targeted_success_rate": ("targeted_success", "nanmean"),
+    "target_hit_rate": ("target_hit", "mean"),
+    "lpips_attacked": ("lpips_attacked", "mean"),
+    "lpips_attacked_vs_denoised": ("lpips_attacked_vs_denoised", "mean"),
     # Unknown-task cells (miga.metrics.semantic): OCR, feature shift, similarity to the reference.
     "rouge_denoised": ("rouge_denoised", "nanmean"),
     "rouge_attacked": ("rouge_attacked", "nanmean"),

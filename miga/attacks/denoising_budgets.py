@@ -1,0 +1,172 @@
+"""Threat models of the denoising-attack literature, as `Budget` subclasses.
+
+ObsAtk (Yan et al. 2022) and denoising-PGD (Ning et al. 2023) bound δ in L2 with a radius that
+grows with the image, ρ = ε·√(#values), and constrain its *shape* so that it looks like noise
+rather than a brightness or colour shift (a constant offset is not a visual artefact a denoiser
+should be blamed for). Their radius is derived from the experiment's shared budget (`like`), so
+the comparison stays at equal budget whichever norm that budget uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from miga.attacks.budgets import Budget, L2Ball, LinfBall
+from miga.utils.seeding import per_sample_rand, per_sample_randn
+
+
+def l2_radius(budget: Budget, numel: int) -> float:
+    """Radius of the smallest L2 ball holding `budget`'s set, for an image of `numel` values.
+
+    L∞ ε: ε·√numel (the ball through the L∞ cube's corners); L2 ε: ε; unbounded: ∞.
+    """
+    if isinstance(budget, LinfBall):
+        return budget.epsilon * math.sqrt(numel)
+    if isinstance(budget, L2Ball):
+        return budget.epsilon
+    if isinstance(budget, CircumscribedL2Ball):
+        return budget.radius(numel)
+    return float("inf")
+
+
+def budget_norm(budget: Budget, delta: Tensor) -> tuple[Tensor, float]:
+    """Each sample's size in the norm `budget` bounds (B,), and the bound for this image size."""
+    numel = delta[0].numel()
+    if isinstance(budget, LinfBall):
+        return delta.flatten(1).abs().amax(dim=1), budget.epsilon
+    return delta.flatten(1).norm(dim=1), l2_radius(budget, numel)
+
+
+def _per_image(values: Tensor, like: Tensor) -> Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+class CircumscribedL2Ball(Budget):
+    """‖δ‖₂ ≤ ρ, ρ = the radius of the smallest L2 ball holding `like`'s set, per image size.
+
+    With `like` = L∞ ε this is ObsAtk's ρ = ε·√(C·H·W) (the paper writes ε/255 with ε in 8-bit
+    units); with `like` = L2 ε, ρ = ε. The radius is computed from each batch's image size, so
+    one config serves 128 px demo crops and 224 px ImageNet alike.
+    """
+
+    norm = "l2"
+
+    def __init__(self, like: Budget) -> None:
+        if isinstance(like, CircumscribedL2Ball):
+            like = like.like
+        self.like = like
+        self.epsilon = like.epsilon
+
+    def radius(self, numel: int | Tensor) -> float:
+        """ρ for an image of `numel` values (or for the first image of a batch tensor)."""
+        if isinstance(numel, Tensor):
+            numel = numel[0].numel()
+        return l2_radius(self.like, int(numel))
+
+    def _project_norm(self, delta: Tensor) -> Tensor:
+        norm = _per_image(delta.flatten(1).norm(dim=1), delta)
+        return delta * torch.clamp(self.radius(delta) / (norm + 1e-12), max=1.0)
+
+    def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
+        """A Gaussian direction at a uniform fraction of ρ, then projected (seeded per sample)."""
+        direction = per_sample_randn(noisy.shape[1:], index, seed, "random_start", noisy)
+        direction = direction / (_per_image(direction.flatten(1).norm(dim=1), noisy) + 1e-12)
+        fraction = per_sample_rand((1,), index, seed, "random_radius", noisy)
+        return self.project(direction * _per_image(fraction, noisy) * self.radius(noisy), noisy)
+
+
+def zero_sum_clip(delta: Tensor, low: Tensor, high: Tensor, iterations: int = 30) -> Tensor:
+    """Euclidean projection of each row of `delta` (B, G, M) onto {Σ_m δ = 0, low ≤ δ ≤ high}.
+
+    The projection is clip(δ − μ, low, high) for the scalar shift μ per row that makes the sum
+    zero. The sum is monotone in μ: bisection finds which values clip, then μ is solved exactly
+    on the values that do not. Needs low ≤ 0 ≤ high.
+    """
+    clip = lambda mu: torch.minimum(torch.maximum(delta - mu, low), high)  # noqa: E731
+    lo_mu = (delta - high).amin(dim=2, keepdim=True)  # every value clipped at high: sum ≥ 0
+    hi_mu = (delta - low).amax(dim=2, keepdim=True)  # every value clipped at low: sum ≤ 0
+    for _ in range(iterations):
+        mid = (lo_mu + hi_mu) / 2
+        positive = clip(mid).sum(dim=2, keepdim=True) > 0
+        lo_mu = torch.where(positive, mid, lo_mu)
+        hi_mu = torch.where(positive, hi_mu, mid)
+    mu = (lo_mu + hi_mu) / 2
+    shifted = delta - mu
+    at_low, at_high = shifted <= low, shifted >= high
+    free = ~(at_low | at_high)
+    n_free = free.sum(dim=2, keepdim=True)
+    pinned = torch.where(at_low, low, torch.where(at_high, high, torch.zeros_like(delta)))
+    exact = (
+        torch.where(free, delta, torch.zeros_like(delta)).sum(2, keepdim=True)
+        + pinned.sum(2, keepdim=True)
+    ) / n_free.clamp_min(1)
+    return clip(torch.where(n_free > 0, exact, mu))
+
+
+class ZeroMeanL2Ball(CircumscribedL2Ball):
+    """ObsAtk's set: ‖δ‖₂ ≤ ρ and mean(δ) = 0 over the image, x_n+δ a valid image.
+
+    Projection (Yan et al.'s two steps, made to respect [0,1]): the Euclidean projection onto
+    {zero mean} ∩ {x_n+δ ∈ [0,1]} (`zero_sum_clip`), then a radial rescale into the ball, which
+    keeps both the zero mean and the valid range because the box contains δ = 0.
+    """
+
+    norm = "l2_zero_mean"
+    #: zero mean per colour channel (True) or over all values of the image (False, ObsAtk)
+    per_channel = False
+
+    def value_cap(self) -> float | None:
+        """An optional bound on |δ| per value (none for ObsAtk)."""
+        return None
+
+    def project(self, delta: Tensor, noisy: Tensor) -> Tensor:
+        low, high = -noisy, 1.0 - noisy
+        cap = self.value_cap()
+        if cap is not None:
+            low, high = low.clamp(min=-cap), high.clamp(max=cap)
+        groups = delta.shape[1] if self.per_channel else 1
+        shape = (delta.shape[0], groups, -1)
+        centred = zero_sum_clip(delta.reshape(shape), low.reshape(shape), high.reshape(shape))
+        return self._project_norm(centred.view_as(delta))
+
+
+class GaussianLikeL2Ball(ZeroMeanL2Ball):
+    """denoising-PGD's set, as defined here: the perturbed noise stays Gaussian-like.
+
+    δ must satisfy, per image,
+      1. ‖δ‖₂ ≤ ρ (the circumscribed L2 radius of the shared budget, as for ObsAtk);
+      2. Σ_{h,w} δ[c,h,w] = 0 for each colour channel c: the total noise x_n+δ−x keeps the
+         per-channel mean of the Gaussian draw (no colour cast, no brightness shift);
+      3. |δ[i]| ≤ `cap_sigmas`·σ/255 for every value: no value of the total noise moves by more
+         than a fraction of the noise's own standard deviation, so its histogram stays close to
+         N(0, σ²) (no outliers, no heavy tails a noise-level estimator would flag);
+      4. x_n+δ ∈ [0,1].
+    Projection: per channel, the exact projection onto 2 ∩ 3 ∩ 4 (shift-and-clip, bisection on
+    the shift), then a radial rescale into 1, which keeps 2–4 because their set contains 0.
+    """
+
+    norm = "l2_gaussian_like"
+    per_channel = True
+
+    def __init__(self, like: Budget, sigma: float, cap_sigmas: float = 0.5) -> None:
+        super().__init__(like)
+        if not sigma > 0 or not cap_sigmas > 0:
+            raise ValueError(f"sigma and cap_sigmas must be > 0, got {sigma}, {cap_sigmas}")
+        self.sigma = float(sigma)
+        self.cap_sigmas = float(cap_sigmas)
+
+    def value_cap(self) -> float:
+        return self.cap_sigmas * self.sigma / 255.0
+
+
+__all__ = [
+    "CircumscribedL2Ball",
+    "GaussianLikeL2Ball",
+    "ZeroMeanL2Ball",
+    "budget_norm",
+    "l2_radius",
+    "zero_sum_clip",
+]
