@@ -57,7 +57,7 @@ class AttackModule(L.LightningModule):
         noisy = self.noise(clean, index, self.seed)
         victim = self.victim
         with torch.no_grad():
-            denoised = victim.denoise(noisy)
+            denoised = victim.evaluate(noisy, index, self.seed)
         inputs = AttackInputs(
             clean=clean,
             noisy=noisy,
@@ -71,7 +71,7 @@ class AttackModule(L.LightningModule):
             result = self.attack(inputs, victim)
         perturbed = noisy + result.delta
         with torch.no_grad():
-            attacked = victim.denoise(perturbed)
+            attacked = victim.evaluate(perturbed, index, self.seed)
             outcome = Outcome(
                 clean=clean,
                 noisy=noisy,

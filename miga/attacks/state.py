@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from miga.defenses.base import Defense
+
 
 @dataclass
 class Victim:
@@ -22,8 +24,21 @@ class Victim:
     defense: nn.Module | None = None
 
     def denoise(self, image: Tensor) -> Tensor:
-        """D(defence(image)): the path the perturbed input takes."""
+        """The attack's path: D(defence's attack form(image)).
+
+        A `Defense` offers `attack_forward` (its differentiable/BPDA form when the attack is
+        adaptive, the identity when not); any other module is applied as it is.
+        """
         if self.defense is not None:
+            image = getattr(self.defense, "attack_forward", self.defense)(image)
+        return self.denoiser(image)
+
+    def evaluate(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
+        """The evaluation path: D(defence(image)) with the real transform (e.g. PIL's JPEG);
+        random defences draw per sample from (seed, index)."""
+        if isinstance(self.defense, Defense):
+            image = self.defense(image, index=index, seed=seed)
+        elif self.defense is not None:
             image = self.defense(image)
         return self.denoiser(image)
 
