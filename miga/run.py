@@ -15,6 +15,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
@@ -24,6 +25,7 @@ from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
+from miga.callbacks.signals import StopOnSigterm
 from miga.module import AttackModule
 from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
@@ -74,6 +76,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
             writer,
             ImageGrids(output_dir, cfg.metrics.grid_images),
             AttackProgressBar(),
+            StopOnSigterm(),  # after the writer: the batch in flight is saved first
             *fault_callbacks(),
         ],
     )
@@ -100,8 +103,10 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
 def refuse_multi_device_in_multirun(cfg: DictConfig) -> None:
     """DDP inside `-m` relaunches the whole sweep in every child (DESIGN.md §4b): refuse it."""
     devices = cfg.trainer.get("devices", 1)
-    several = devices == -1 or (isinstance(devices, int) and devices > 1) or (
-        not isinstance(devices, int | str) and len(devices) > 1
+    several = (
+        devices == -1
+        or (isinstance(devices, int) and devices > 1)
+        or (not isinstance(devices, int | str) and len(devices) > 1)
     )
     if several and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise ValueError(
@@ -122,8 +127,8 @@ def print_summary(summary: dict[str, Any], output_dir: Path) -> None:
 
 
 def one_line_reason(err: BaseException) -> str:
-    """The innermost cause's type and first line (Hydra wraps instantiation errors)."""
-    while err.__cause__ is not None:
+    """The error's type and first line, unwrapped from Hydra's instantiation wrapper."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
