@@ -1,0 +1,820 @@
+"""What an attack step costs, as ratios against baselines measured in the same process.
+
+    python -m benchmarks.attack_step                          # the demo cell, minutes on 2 cores
+    python -m benchmarks.attack_step denoiser=restormer batch=1 size=64 steps=2
+    python -m benchmarks.attack_step full=true                # + the four full-size denoisers
+
+Arguments are Hydra-style `key=value`. Keys of the benchmark itself (defaults in `OPTIONS`):
+
+    batch, size      images per attack batch and their side (default: the dataset config's)
+    steps            attack steps per timed run (short runs, many interleaved repetitions)
+    reps             repetitions of every timing; medians of per-repetition ratios are reported
+    threads          torch CPU threads (default: torch's own choice)
+    baselines        our I-FGSM and torchattacks' PGD / I-FGSM (BIM) at the same work
+    lightning        Lightning's predict loop against a plain loop over the same batches
+    memory           peak memory of an attack step against a raw forward+backward (subprocesses)
+    cell             a whole cell (`miga.run.run_cell`) against the naive floor, with and
+                     without early stopping
+    options          channels_last, activation checkpointing (Restormer, small size)
+    compile          torch.compile of the victim models (slow to compile: off by default)
+    full             the four full-size denoisers at 1×3×128×128, one subprocess each (slow)
+    out              results file: `auto` = benchmarks/results/<machine>.json, `none`, or a path
+
+Every other argument is an override of `conf/config.yaml`, composed exactly as `python -m
+miga.run` composes it (`denoiser=restormer`, `attack.lambda_mi=1`, …). Full-size denoisers whose
+checkpoint file is missing get random weights (`denoiser.checkpoint=null`): speed and memory do
+not depend on the weights. Prints ONE JSON line (everything else goes to stderr).
+
+The baseline of every time ratio, `raw`, is the victim's own forward+backward: the composite
+model (defence → denoiser → task model) on the same batch, cross-entropy, gradient with respect
+to the input only, models frozen. Timings alternate in a shuffled order within each repetition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import json
+import math
+import os
+import platform
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: The benchmark's own keys and their defaults; every other `key=value` goes to Hydra.
+OPTIONS: dict[str, Any] = {
+    "batch": None,
+    "size": None,
+    "steps": 3,
+    "reps": 4,
+    "threads": None,
+    "device": "auto",
+    "baselines": True,
+    "lightning": True,
+    "memory": True,
+    "cell": True,
+    "options": True,
+    "compile": False,
+    "full": False,
+    "out": "auto",
+    "_child": None,  # internal: what a subprocess measures
+}
+#: Full-size denoisers measured by `full=true` (random weights where no checkpoint is present).
+FULL_SIZE = ("dncnn", "restormer", "nafnet", "swinir")
+STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
+
+
+_T0 = time.perf_counter()
+
+
+def log(*parts: Any) -> None:
+    print(f"[attack_step {time.perf_counter() - _T0:7.1f}s]", *parts, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- arguments, config
+
+
+def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Split `key=value` arguments into the benchmark's options and Hydra overrides."""
+    opts, overrides = dict(OPTIONS), []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in OPTIONS:
+            opts[key] = _value(value)
+        elif sep:
+            overrides.append(arg)
+        else:
+            raise SystemExit(f"attack_step: arguments are key=value, got {arg!r}\n{__doc__}")
+    return opts, overrides
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("null", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def compose(overrides: list[str], opts: dict[str, Any]):
+    """The run config as `python -m miga.run <overrides>` composes it, plus batch/size."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+
+    extra = []
+    if not any(o.lstrip("+~").split("=")[0] == "logger" for o in overrides):
+        extra.append("logger=none")  # no W&B service start inside timings
+    if opts["batch"] is not None:
+        extra.append(f"dataset.batch_size={opts['batch']}")
+    if opts["size"] is not None:
+        extra.append(f"dataset.dataset.size={opts['size']}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=extra + overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve
+    with open_dict(cfg):
+        del cfg["hydra"]  # as @hydra.main hands it over: the task's config has no `hydra` node
+        cfg.paths.root = str(ROOT)
+        cfg.paths.output_dir = str(ROOT / "outputs" / "bench")  # cells get a temporary one
+        checkpoint = cfg.denoiser.get("checkpoint")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            cfg.denoiser.checkpoint = None  # random weights: same cost
+    return cfg
+
+
+def build(cfg, device: torch.device):
+    """The cell's AttackModule exactly as `miga.run` builds it, on `device`."""
+    from miga.run import build_module
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "RANDOM weights" is expected here
+        return build_module(cfg).to(device)
+
+
+def first_batch(cfg, module, device: torch.device):
+    """AttackInputs of the first `dataset.batch_size` items (cycling if the dataset is short)."""
+    from hydra.utils import instantiate
+    from torch.utils.data import default_collate
+
+    from miga.attacks.state import AttackInputs
+
+    dataset = instantiate(cfg.dataset).dataset
+    size = int(cfg.dataset.batch_size)
+    batch = default_collate([dataset[i % len(dataset)] for i in range(size)])
+    batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+    clean, index = batch["image"], batch["index"]
+    noisy = module.noise(clean, index, module.seed)
+    with torch.no_grad():
+        denoised = module.victim.evaluate(noisy, index, module.seed)
+    return AttackInputs(
+        clean=clean,
+        noisy=noisy,
+        denoised=denoised,
+        index=index,
+        label=batch.get("label"),
+        reference=batch.get("reference"),
+        seed=module.seed,
+    )
+
+
+class Composite(nn.Module):
+    """The victim as one model: defence (attack form) → denoiser → task model."""
+
+    def __init__(self, victim) -> None:
+        super().__init__()
+        self.victim = victim
+        self.task_model = victim.task_model
+        self.denoiser = victim.denoiser
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.task_model(self.victim.denoise(x))
+
+
+# --------------------------------------------------------------------------- timed functions
+
+
+def raw_steps(model: nn.Module, x0: Tensor, label: Tensor, steps: int) -> Tensor:
+    """The baseline: `steps` forward+backward passes to the input, nothing else."""
+    grad = x0
+    for _ in range(steps):
+        x = x0.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), label, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def crop(inputs, size: int):
+    """The top-left size×size crop of every image of a batch (cheap warm-ups)."""
+    from dataclasses import replace
+
+    cut = lambda t: t if t is None else t[..., :size, :size]  # noqa: E731
+    return replace(
+        inputs,
+        clean=cut(inputs.clean),
+        noisy=cut(inputs.noisy),
+        denoised=cut(inputs.denoised),
+        reference=cut(inputs.reference),
+    )
+
+
+def run_attack(attack, inputs, victim, steps: int) -> Tensor:
+    attack.steps = steps
+    with torch.enable_grad():
+        return attack(inputs, victim).delta
+
+
+def inline_pgd(model, images, labels, eps, alpha, steps, random_start=True) -> Tensor:
+    """A torchattacks-style L∞ PGD (used only when torchattacks is not installed): the
+    loop of that library, a fresh leaf per step, batch-mean CE, sign step, clip."""
+    images, labels = images.clone().detach(), labels.clone().detach()
+    adv = images.clone().detach()
+    if random_start:
+        adv = (adv + torch.empty_like(adv).uniform_(-eps, eps)).clamp(0, 1).detach()
+    for _ in range(steps):
+        adv.requires_grad = True
+        cost = F.cross_entropy(model(adv), labels)
+        (grad,) = torch.autograd.grad(cost, adv, retain_graph=False, create_graph=False)
+        adv = adv.detach() + alpha * grad.sign()
+        adv = (images + (adv - images).clamp(-eps, eps)).clamp(0, 1).detach()
+    return adv
+
+
+def library_attacks(model, eps: float, alpha: float, steps: int) -> tuple[dict, str]:
+    """torchattacks' PGD and BIM (its I-FGSM) at our budget and step size, or inline twins."""
+    try:
+        import torchattacks
+    except ImportError:
+        pgd = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, True)  # noqa: E731
+        ifgsm = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, False)  # noqa: E731
+        return {"lib_pgd": pgd, "lib_ifgsm": ifgsm}, "inline"
+    pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    bim = torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
+    return {"lib_pgd": pgd, "lib_ifgsm": bim}, f"torchattacks {torchattacks.__version__}"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], reps: int, device: torch.device
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each function per repetition, in a shuffled order each time."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
+    for rep in range(reps):
+        order = list(fns)
+        random.Random(rep).shuffle(order)
+        for name in order:
+            _sync(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            fns[name]()
+            _sync(device)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return times
+
+
+def ratio(times: dict, num: str, den: str, cpu: bool = False) -> float:
+    """Median over repetitions of the paired ratio num/den (wall clock, or CPU time)."""
+    k = 1 if cpu else 0
+    pairs = [a[k] / b[k] for a, b in zip(times[num], times[den]) if b[k] > 0]
+    return round(statistics.median(pairs), 4) if pairs else float("nan")
+
+
+def median_s(times: dict, name: str) -> float:
+    return statistics.median(t[0] for t in times[name])
+
+
+# --------------------------------------------------------------------------- memory (children)
+
+
+def _rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _maxrss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process high-water RSS (Linux ≥ 4.0: `echo 5 > /proc/self/clear_refs`)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> dict[str, Any]:
+    """Peak memory of `steps` raw forward+backward passes or attack steps, above what was
+    resident once models and inputs were built (fresh process: nothing else ran before)."""
+    module = build(cfg, device)
+    inputs = first_batch(cfg, module, device)
+    victim = module.victim
+    model = Composite(victim)
+    steps = opts["steps"]
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+        method = "cuda max_memory_allocated"
+    else:
+        reset = _reset_peak_rss()
+        base = _rss_mb()
+        method = "ru_maxrss after clear_refs" if reset else "ru_maxrss (no reset)"
+        before = _maxrss_mb()
+    wall = time.perf_counter()
+    if what == "raw":
+        raw_steps(model, inputs.noisy, inputs.label, steps)
+    else:
+        run_attack(module.attack, inputs, victim, steps)
+    _sync(device)
+    wall = time.perf_counter() - wall
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = _maxrss_mb()
+        if not reset and before > base:
+            method += f" (setup peak {before - base:.0f} MB above base: a lower bound)"
+    return {
+        "peak_delta_mb": round(peak - base, 1),
+        "base_mb": round(base, 1),
+        "method": method,
+        "seconds": round(wall, 3),
+    }
+
+
+def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
+    """Run this benchmark in a fresh process and return its JSON line."""
+    keep = [a for a in argv if not a.startswith(("_child=", "out=", "full="))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.attack_step",
+        *keep,
+        *extra,
+        f"_child={child}",
+        "out=none",
+        "full=false",
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        return {"error": done.stderr[-2000:], "cmd": " ".join(cmd[2:])}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- the parts
+
+
+def step_timings(module, inputs, cfg, overrides, opts, device) -> tuple[dict, dict]:
+    """Attack step (and our I-FGSM, the library's PGD / I-FGSM) against raw fwd+bwd."""
+    from hydra.utils import instantiate
+
+    victim, model = module.victim, Composite(module.victim).eval()
+    steps, label = opts["steps"], inputs.label
+    fns: dict[str, Callable[[], Any]] = {
+        "raw": lambda: raw_steps(model, inputs.noisy, label, steps),
+        "attack": lambda: run_attack(module.attack, inputs, victim, steps),
+    }
+    info: dict[str, Any] = {}
+    if opts["baselines"]:
+        others = [o for o in overrides if not o.startswith(("attack=", "attack.", "+attack."))]
+        ifgsm = instantiate(compose(others + ["attack=ifgsm"], opts).attack)
+        compose(overrides, opts)  # back to this run's config for `${hydra:...}`
+        budget = ifgsm.budget
+        eps, alpha = float(budget.epsilon), float(ifgsm.optimizer.keywords["lr"])
+        library, info["baseline"] = library_attacks(model, eps, alpha, steps)
+        fns["ifgsm"] = lambda: run_attack(ifgsm, inputs, victim, steps)
+        for name, attack in library.items():
+            fns[name] = lambda attack=attack: attack(inputs.noisy, label)
+        info["baseline_budget"] = {"epsilon": eps, "alpha": alpha, "steps": steps}
+    # Warm-up, one step of every path (allocator growth, kernel selection); for full-size
+    # rows only the raw step runs at full size, the attack paths on a 32-px crop.
+    log("warm-up")
+    raw_steps(model, inputs.noisy, label, 1)
+    small = crop(inputs, 32) if opts["_child"] == "main" else inputs
+    run_attack(module.attack, small, victim, 1)
+    if opts["baselines"]:
+        run_attack(ifgsm, small, victim, 1)
+        for attack in library.values():
+            attack(small.noisy, label)
+    log(f"step timings: {list(fns)} × {opts['reps']} reps × {steps} steps")
+    times = interleaved(fns, opts["reps"], device)
+    return times, info
+
+
+def loop_overhead(inputs, module, opts, device) -> dict[str, float]:
+    """The loop's own cost per step, with a victim that costs ~nothing (identity denoiser,
+    pooled linear classifier): attack step − raw step, in milliseconds."""
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 1000)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(x.mean(dim=(2, 3)))
+
+    from miga.attacks.state import Victim
+
+    victim = Victim(nn.Identity(), Tiny().to(device).requires_grad_(False))
+    model = Composite(victim)
+    steps = 20
+    fns = {
+        "raw": lambda: raw_steps(model, inputs.noisy, inputs.label, steps),
+        "attack": lambda: run_attack(module.attack, inputs, victim, steps),
+    }
+    fns["raw"](), fns["attack"]()
+    times = interleaved(fns, max(3, opts["reps"]), device)
+    per_step = [(a[0] - r[0]) / steps * 1e3 for a, r in zip(times["attack"], times["raw"])]
+    return {
+        "loop_overhead_ms_per_step": round(statistics.median(per_step), 3),
+        "tiny_victim_raw_ms_per_step": round(median_s(times, "raw") / steps * 1e3, 3),
+    }
+
+
+def lightning_vs_loop(cfg, module, opts, device) -> dict[str, Any]:
+    """Trainer.predict (as miga.run builds it, logger off, no callbacks, no progress bar)
+    against a plain loop calling the same predict_step over the same batches."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.dataset)
+    loader = datamodule.predict_dataloader()
+    batches = len(loader)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False)
+    module.attack.steps = opts["steps"]
+
+    def with_lightning() -> None:
+        module.images_sent = 0
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
+
+    def plain_loop() -> None:
+        module.images_sent = 0
+        module.eval()
+        with torch.no_grad():
+            for i, batch in enumerate(loader):
+                batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+                module.predict_step(batch, i)
+
+    log(f"lightning vs loop: {batches} batches × {opts['steps']} steps")
+    with contextlib.redirect_stdout(sys.stderr):
+        with_lightning()  # warm-up (trainer set-up paths)
+        times = interleaved(
+            {"lightning": with_lightning, "loop": plain_loop}, max(2, opts["reps"] // 2), device
+        )
+    return {
+        "ratio_lightning_vs_loop": ratio(times, "lightning", "loop"),
+        "lightning_setting": "Trainer(**cfg.trainer, logger=False, callbacks=[], "
+        "enable_progress_bar=False).predict(module, return_predictions=False)",
+        "lightning_batches": batches,
+        "lightning_s_per_batch": round(median_s(times, "lightning") / batches, 4),
+        "loop_s_per_batch": round(median_s(times, "loop") / batches, 4),
+    }
+
+
+def cell_costs(cfg_overrides, opts, module, inputs, device) -> dict[str, Any]:
+    """Whole cells through `miga.run.run_cell` (writer, grids, progress bar: the real path,
+    logger off) against the naive floor steps × batches × raw fwd+bwd, without and with the
+    early-stopping rule. Raw fwd+bwd is timed before, between and after the cells."""
+    from miga.run import run_cell
+
+    model = Composite(module.victim)
+    raw_times: list[float] = []
+
+    def time_raw() -> None:
+        for _ in range(2):
+            _sync(device)
+            t = time.perf_counter()
+            raw_steps(model, inputs.noisy, inputs.label, 1)
+            _sync(device)
+            raw_times.append(time.perf_counter() - t)
+
+    from omegaconf import open_dict
+
+    results: dict[str, Any] = {}
+    scratch = tempfile.TemporaryDirectory(prefix="miga-bench-")
+    for tag, extra in (("", []), ("_early_stop", [STOP_OVERRIDE])):
+        cfg = compose(cfg_overrides + extra, opts)
+        with open_dict(cfg):
+            cfg.resume = False
+            cfg.paths.output_dir = str(Path(scratch.name) / (tag.strip("_") or "naive"))
+        time_raw()
+        log(f"cell{tag or ' (naive)'}: {' '.join(extra) or 'as configured'}")
+        wall = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run_cell(cfg)
+        wall = time.perf_counter() - wall
+        results[tag] = (wall, summary, int(cfg.attack.steps), int(cfg.dataset.batch_size))
+    time_raw()
+    scratch.cleanup()
+    raw = statistics.median(raw_times)
+    out: dict[str, Any] = {"cell_raw_fwd_bwd_s": round(raw, 4)}
+    for tag, (wall, summary, steps, batch) in results.items():
+        n = int(summary["n_images"])
+        batches = math.ceil(n / batch)
+        floor = steps * batches * raw
+        out[f"cell_cost_vs_naive{tag}"] = round(wall / floor, 4)
+        out[f"cell_s{tag}"] = round(wall, 2)
+        out[f"cell_success_rate{tag}"] = summary.get("success_rate")
+        out[f"cell_steps_mean{tag}"] = summary.get("steps_mean")
+        if not tag:
+            out.update(
+                cell_images=n,
+                cell_batches=batches,
+                cell_attack_steps=steps,
+                cell_naive_floor_s=round(floor, 2),
+                cell_images_per_s=round(n / wall, 4),
+            )
+    out["cell_early_stop_override"] = STOP_OVERRIDE
+    if "_early_stop" in results and "" in results:
+        a, b = out.get("cell_success_rate"), out.get("cell_success_rate_early_stop")
+        known = all(isinstance(v, float | int) and math.isfinite(v) for v in (a, b))
+        out["early_stop_success_rate_kept"] = b >= a if known else None
+        out["early_stop_time_ratio"] = round(results["_early_stop"][0] / results[""][0], 4)
+    return out
+
+
+def channels_last(module, inputs, opts, device) -> dict[str, Any]:
+    """The attack with models and images in channels_last, against the default layout."""
+    from miga.attacks.state import AttackInputs, Victim
+
+    cl = torch.channels_last
+    den = copy.deepcopy(module.denoiser).to(memory_format=cl)
+    task = copy.deepcopy(module.task_model).to(memory_format=cl)
+    victim = Victim(den, task, module.defense)
+    conv = lambda t: t.contiguous(memory_format=cl)  # noqa: E731
+    inputs_cl = AttackInputs(
+        conv(inputs.clean),
+        conv(inputs.noisy),
+        conv(inputs.denoised),
+        inputs.index,
+        inputs.label,
+        inputs.reference,
+        inputs.seed,
+    )
+    steps = opts["steps"]
+    fns = {
+        "default": lambda: run_attack(module.attack, inputs, module.victim, steps),
+        "channels_last": lambda: run_attack(module.attack, inputs_cl, victim, steps),
+    }
+    fns["channels_last"]()
+    log("channels_last")
+    times = interleaved(fns, opts["reps"], device)
+    return {"channels_last_time_ratio": ratio(times, "channels_last", "default")}
+
+
+def compiled(module, inputs, opts, device) -> dict[str, Any]:
+    """The attack with torch.compile'd denoiser and task model, against eager."""
+    from miga.attacks.state import Victim
+
+    victim = Victim(
+        torch.compile(module.denoiser), torch.compile(module.task_model), module.defense
+    )
+    steps = opts["steps"]
+    log("torch.compile: compiling (first call)")
+    t = time.perf_counter()
+    run_attack(module.attack, inputs, victim, 1)
+    compile_s = time.perf_counter() - t
+    fns = {
+        "eager": lambda: run_attack(module.attack, inputs, module.victim, steps),
+        "compiled": lambda: run_attack(module.attack, inputs, victim, steps),
+    }
+    times = interleaved(fns, opts["reps"], device)
+    return {
+        "compile_time_ratio": ratio(times, "compiled", "eager"),
+        "compile_first_call_s": round(compile_s, 1),
+    }
+
+
+def activation_checkpointing(argv, opts) -> dict[str, Any]:
+    """Restormer (random weights, 1×3×64×64): activation checkpointing's memory (separate
+    processes) and time (interleaved in one process) against the plain attack step."""
+    small = [
+        "denoiser=restormer",
+        "batch=1",
+        "size=64",
+        "steps=1",
+        "threads=" + str(opts["threads"] or torch.get_num_threads()),
+    ]
+    argv = [a for a in argv if a.split("=")[0] not in ("denoiser", "batch", "size", "steps")]
+    off = spawn(argv, "mem_attack", small + ["denoiser.activation_checkpointing=false"])
+    on = spawn(argv, "mem_attack", small + ["denoiser.activation_checkpointing=true"])
+    timing = spawn(argv, "ckpt_time", small)
+    out: dict[str, Any] = {"ckpt_setting": "restormer random weights, 1x3x64x64, attack step"}
+    if "error" in off or "error" in on:
+        out["ckpt_error"] = (off.get("error") or on.get("error"))[-500:]
+    else:
+        out["ckpt_peak_mem_ratio"] = round(on["peak_delta_mb"] / off["peak_delta_mb"], 4)
+        out["ckpt_peak_delta_mb"] = {"off": off["peak_delta_mb"], "on": on["peak_delta_mb"]}
+    out["ckpt_time_ratio"] = timing.get("ckpt_time_ratio", timing.get("error", "")[-300:])
+    return out
+
+
+def child_ckpt_time(cfg, opts, device) -> dict[str, Any]:
+    module = build(cfg, device)
+    inputs = first_batch(cfg, module, device)
+    steps = opts["steps"]
+
+    def attack(flag: bool) -> Callable[[], Any]:
+        def run() -> None:
+            module.denoiser.activation_checkpointing = flag
+            run_attack(module.attack, inputs, module.victim, steps)
+
+        return run
+
+    fns = {"off": attack(False), "on": attack(True)}
+    fns["off"](), fns["on"]()
+    times = interleaved(fns, max(3, opts["reps"]), device)
+    return {"ckpt_time_ratio": ratio(times, "on", "off")}
+
+
+def full_size(argv, opts) -> dict[str, Any]:
+    """Each full-size denoiser at 1×3×128×128 with the configured downstream model, one
+    subprocess each: attack step vs raw fwd+bwd and attacked images per second."""
+    rows = {}
+    keep = [
+        a for a in argv if a.split("=")[0] not in ("denoiser", "batch", "size", "steps", "reps")
+    ]
+    for name in FULL_SIZE:
+        log(f"full-size {name} (slow)")
+        extra = [
+            f"denoiser={name}",
+            "batch=1",
+            "size=128",
+            "steps=1",
+            "reps=1",
+            "baselines=false",
+            "lightning=false",
+            "memory=false",
+            "cell=false",
+            "options=false",
+            "compile=false",
+        ]
+        row = spawn(keep, "main", extra)
+        rows[name] = {
+            k: row.get(k)
+            for k in (
+                "ratio_vs_raw",
+                "raw_fwd_bwd_s",
+                "attack_step_s",
+                "images_per_s",
+                "random_weights",
+                "error",
+            )
+            if row.get(k) is not None
+        }
+    return {"full_size": rows}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def machine_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        slug = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-")
+        return f"cuda-{slug}"
+    return f"cpu-{os.cpu_count()}core"
+
+
+def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if opts["device"] == "auto"
+        else opts["device"]
+    )
+    if device.type == "cuda" and not any(o.startswith("trainer") for o in overrides):
+        overrides = overrides + ["trainer.accelerator=gpu"]
+    cfg = compose(overrides, opts)
+    child = opts["_child"]
+    if child in ("mem_raw", "mem_attack"):
+        return child_memory(cfg, opts, device, child.removeprefix("mem_"))
+    if child == "ckpt_time":
+        return child_ckpt_time(cfg, opts, device)
+
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = HydraConfig.get().runtime.choices
+    cell_steps = int(cfg.attack.steps)
+    module = build(cfg, device)
+    inputs = first_batch(cfg, module, device)
+    batch, size = inputs.noisy.shape[0], inputs.noisy.shape[-1]
+    result: dict[str, Any] = {
+        "machine": machine_name(device),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "denoiser": choices.get("denoiser"),
+        "downstream": choices.get("downstream"),
+        "attack": choices.get("attack"),
+        "random_weights": cfg.denoiser.get("checkpoint") is None,
+        "batch": batch,
+        "size": size,
+        "steps": opts["steps"],
+        "reps": opts["reps"],
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    started = time.perf_counter()
+
+    times, info = step_timings(module, inputs, cfg, overrides, opts, device)
+    steps = opts["steps"]
+    step_s = median_s(times, "attack") / steps
+    raw_s = median_s(times, "raw") / steps
+    result.update(
+        ratio_vs_raw=ratio(times, "attack", "raw"),
+        cpu_ratio_vs_raw=ratio(times, "attack", "raw", cpu=True),
+        raw_fwd_bwd_s=round(raw_s, 4),
+        attack_step_s=round(step_s, 4),
+        step_images_per_s=round(batch / step_s, 4),
+        images_per_s=round(batch / (step_s * cell_steps), 4),
+        images_per_s_steps=cell_steps,
+        **info,
+    )
+    if "ifgsm" in times:
+        result.update(
+            ratio_vs_torchattacks=ratio(times, "attack", "lib_pgd"),
+            ratio_ifgsm_vs_torchattacks=ratio(times, "ifgsm", "lib_ifgsm"),
+            ratio_ifgsm_vs_torchattacks_pgd=ratio(times, "ifgsm", "lib_pgd"),
+            ratio_ifgsm_vs_raw=ratio(times, "ifgsm", "raw"),
+            ratio_torchattacks_vs_raw=ratio(times, "lib_pgd", "raw"),
+        )
+    result["seconds_per_step"] = {k: round(median_s(times, k) / steps, 4) for k in times}
+    if child == "main":  # a full-size row: the step numbers are all it needs
+        return result
+
+    result.update(loop_overhead(inputs, module, opts, device))
+    result["loop_overhead_fraction"] = round(result["loop_overhead_ms_per_step"] / 1e3 / raw_s, 5)
+    if opts["lightning"]:
+        result.update(lightning_vs_loop(cfg, module, opts, device))
+    if opts["memory"]:
+        log("peak memory: raw / attack in fresh processes")
+        raw_mem, attack_mem = spawn(argv, "mem_raw"), spawn(argv, "mem_attack")
+        if "error" in raw_mem or "error" in attack_mem:
+            result["peak_mem_error"] = (raw_mem.get("error") or attack_mem.get("error"))[-500:]
+        else:
+            result["peak_mem_ratio"] = round(
+                attack_mem["peak_delta_mb"] / raw_mem["peak_delta_mb"], 4
+            )
+            result["peak_mem_delta_mb"] = {
+                "raw": raw_mem["peak_delta_mb"],
+                "attack": attack_mem["peak_delta_mb"],
+            }
+            result["peak_mem_method"] = raw_mem["method"]
+    if opts["options"]:
+        result.update(channels_last(module, inputs, opts, device))
+        result.update(activation_checkpointing(argv, opts))
+    if opts["compile"]:
+        result.update(compiled(module, inputs, opts, device))
+    if device.type != "cuda":
+        result["unmeasured"] = {
+            "bf16_autocast": "GPU only (conf/trainer/gpu.yaml, precision=bf16-mixed)",
+            "cuda_peak_memory": "no GPU in this run",
+        }
+    if opts["cell"]:
+        result.update(cell_costs(overrides, opts, module, inputs, device))
+    if opts["full"]:
+        result.update(full_size(argv, opts))
+    result["bench_s"] = round(time.perf_counter() - started, 1)
+    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf → null, so the output is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts, overrides = parse_args(argv)
+    if opts["threads"]:
+        torch.set_num_threads(int(opts["threads"]))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    result = _finite(measure(argv, opts, overrides))
+    line = json.dumps(result, default=str)
+    if opts["_child"] is None and opts["out"] is not None:
+        path = RESULTS / f"{result['machine']}.json" if opts["out"] == "auto" else Path(opts["out"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        log(f"written {path}")
+    print(line, flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
