@@ -29,8 +29,10 @@ test: $(STAMP)  ## the whole test suite (CPU only, no network)
 lint: $(STAMP)
 	$(BIN)/ruff check miga tests benchmarks
 
-bench: $(STAMP)  ## speed/memory benchmarks (not part of the tests)
-	$(BIN)/python -m benchmarks.attack_step
+bench: $(STAMP)  ## speed/memory benchmarks (not part of the tests); e.g. make bench ARGS=full=true
+	@# the `bench` extra without its dependencies: torchattacks pins an old requests (pyproject.toml)
+	$(BIN)/pip install --quiet --no-deps 'torchattacks==3.5.1'
+	$(BIN)/python -m benchmarks.attack_step $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache
