@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -255,7 +256,9 @@ def test_rouge_l():
 @needs_tesseract
 def test_ocr_reads_a_rendered_sentence_and_nothing_on_a_blank_image():
     ocr = instantiate(compose_config(["downstream=ocr"]).downstream)
+    before = os.environ.get("OMP_THREAD_LIMIT")
     texts = ocr(torch.stack([rendered(SENTENCE), torch.ones(3, 72, 320)]))
+    assert os.environ.get("OMP_THREAD_LIMIT") == before  # the engine's limit never leaks out
     assert rouge_l(texts[0], SENTENCE) >= 0.9, texts[0]
     assert rouge_l(texts[1], SENTENCE) <= 0.05, texts[1]
 

@@ -79,7 +79,7 @@ class FileAudit:
         """Raise, or log and count a skip, as `on_bad_image` says."""
         if self.on_bad_image == "raise":
             raise BadImageError(
-                f"{path}: {why} (set dataset on_bad_image=skip to skip and count such files)"
+                f"{path}: {why} (set the dataset's on_bad_image=skip to skip and count such files)"
             )
         log.warning("skipping %s: %s", path, why)
         self.skipped_files.append(str(path))
@@ -102,8 +102,8 @@ class FileAudit:
             return True
         if self.on_non_rgb == "raise":
             raise BadImageError(
-                f"{path}: image mode {mode}, not RGB (set dataset on_non_rgb=convert to convert "
-                f"it, or skip to leave it out)"
+                f"{path}: image mode {mode}, not RGB (set the dataset's on_non_rgb=convert to "
+                f"convert it, or skip to leave it out)"
             )
         if self.on_non_rgb == "skip":
             log.warning("skipping %s: image mode %s, not RGB", path, mode)

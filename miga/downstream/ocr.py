@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -31,6 +33,28 @@ def tesseract_module():  # noqa: ANN201
     except (pytesseract.TesseractNotFoundError, OSError) as err:
         raise RuntimeError(f"the tesseract executable was not found: {INSTALL_HINT}") from err
     return pytesseract
+
+
+@contextmanager
+def engine_threads(threads: int | None) -> Iterator[None]:
+    """OMP_THREAD_LIMIT for the Tesseract child process only.
+
+    pytesseract starts the engine with this process's environment; the variable is set just for
+    that call and restored after, because a process-wide OMP_THREAD_LIMIT=1 would reach
+    torch in subprocesses started later (one such child spun for minutes in a check).
+    """
+    if threads is None:
+        yield
+        return
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    os.environ["OMP_THREAD_LIMIT"] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["OMP_THREAD_LIMIT"]
+        else:
+            os.environ["OMP_THREAD_LIMIT"] = before
 
 
 def normalise_text(text: str) -> str:
@@ -67,8 +91,7 @@ class TesseractOCR(nn.Module):
                 f"{sorted(languages)}); e.g. apt-get install -y tesseract-ocr-<lang>"
             )
         self.lang, self.psm, self.upscale, self.config = lang, psm, upscale, config
-        if threads is not None:
-            os.environ.setdefault("OMP_THREAD_LIMIT", str(threads))
+        self.threads = threads
         self.requires_grad_(False).eval()
 
     def read(self, image: Image.Image) -> str:
@@ -78,9 +101,9 @@ class TesseractOCR(nn.Module):
             size = (max(1, round(width * self.upscale)), max(1, round(height * self.upscale)))
             image = image.resize(size, Image.Resampling.BICUBIC)
         options = f"--psm {self.psm} {self.config}".strip()
-        return normalise_text(
-            self._tesseract.image_to_string(image, lang=self.lang, config=options)
-        )
+        with engine_threads(self.threads):
+            text = self._tesseract.image_to_string(image, lang=self.lang, config=options)
+        return normalise_text(text)
 
     def forward(self, images: Tensor) -> list[str]:
         pixels = (images.detach().float().clamp(0, 1) * 255).round().byte()
