@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from miga.attacks.base import AttackResult
-from miga.attacks.baselines import ObsAtk, RandomNoise
+from miga.attacks.baselines import PGDL2, ObsAtk, RandomNoise
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.denoising_budgets import (
     CircumscribedL2Ball,
@@ -180,6 +180,14 @@ def test_random_noise_l2_has_the_budget_norm_and_is_reproducible() -> None:
     torch.testing.assert_close(delta, attack(batch, Victim(nn.Identity())).delta)
     with pytest.raises(ValueError, match="bounded budget"):
         RandomNoise(Unbounded())
+
+
+def test_l2_steps_relative_to_rho_refuse_an_unbounded_budget() -> None:
+    noisy = torch.full((1, 3, 4, 4), 0.5)
+    batch = AttackInputs(noisy, noisy, noisy, torch.arange(1))
+    attack = PGDL2(steps=1, budget=CircumscribedL2Ball(Unbounded()), random_start=False)
+    with pytest.raises(ValueError, match="bounded budget"), torch.enable_grad():
+        attack(batch, Victim(nn.Identity()))
 
 
 # --- the denoising budgets ----------------------------------------------------------------------

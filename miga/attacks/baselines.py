@@ -17,6 +17,7 @@ comparison runs at equal budget (conf/budget, conf/experiment/baselines.yaml).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from functools import partial
 from typing import Any, Literal
@@ -42,7 +43,10 @@ def radius_relative_step(
 ) -> NormalizedGradientDescent:
     """L2-PGD steps of `fraction`·ρ, ρ the budget's radius for the size of the images in δ."""
     params = list(params)
-    return NormalizedGradientDescent(params, lr=fraction * budget.radius(params[0]))
+    radius = budget.radius(params[0])
+    if not math.isfinite(radius):
+        raise ValueError("L2 steps relative to the budget's radius need a bounded budget")
+    return NormalizedGradientDescent(params, lr=fraction * radius)
 
 
 class IFGSM(Attack):
