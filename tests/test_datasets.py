@@ -407,6 +407,17 @@ def run_miga(*overrides: str, multirun: bool = False) -> subprocess.CompletedPro
     return out
 
 
+# MIGA against the reference with a random (untrained) MINE critic, one step. `attack=miga_unknown`
+# is the same with an unbounded budget; `attack=miga` + these keys keeps the test independent of it.
+UNKNOWN_TASK_ATTACK = (
+    "attack=miga",
+    "attack.rec_target=reference",
+    "attack.lambda_mi=0.01",
+    "attack.steps=1",
+    "mi_estimator.checkpoint=null",
+)
+
+
 def text_image(path: Path, text: str) -> None:
     font_file = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     if not font_file.is_file():
@@ -467,11 +478,11 @@ def test_text_cell_end_to_end_scores_ocr(tmp_path):
     run_miga(
         f"hydra.run.dir={run_dir}",
         "dataset=text",
+        "metrics=ocr",
+        "mi_estimator=mine",
         f"dataset.dataset.root={root}",
         "dataset.dataset.size=96",
-        "metrics=ocr",
-        "downstream=ocr",
-        "attack.steps=0",
+        *UNKNOWN_TASK_ATTACK,
         "logger=none",
     )
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -486,9 +497,10 @@ def test_text_cell_end_to_end_scores_ocr(tmp_path):
     ):
         assert key in summary
     rows = read_rows(run_dir / "samples.csv")
-    for row in rows:  # no attack steps: D(x_n+δ) is D(x_n)
-        assert row["steps"] == 0
-        assert row["rouge_attacked"] == row["rouge_denoised"] or np.isnan(row["rouge_denoised"])
+    for row in rows:
+        assert row["steps"] == 1
+        for key in ("rouge_denoised", "rouge_attacked", "rouge_attacked_vs_reference"):
+            assert np.isnan(row[key]) or 0.0 <= row[key] <= 1.0
 
 
 @pytest.mark.slow
@@ -505,6 +517,7 @@ def test_style_object_edit_cells_end_to_end_in_one_multirun(tmp_path):
     sweep = tmp_path / "sweep"
     run_miga(
         f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}",  # the override-named folder would be too long
         "dataset=style,object,edit",
         # `++`: the multirun composes the default dataset (no root key) once before the sweep
         f"++dataset.dataset.root={tmp_path}/${{hydra:runtime.choices.dataset}}",
@@ -513,11 +526,12 @@ def test_style_object_edit_cells_end_to_end_in_one_multirun(tmp_path):
         "metrics.feature_model.model_name=resnet18",
         "metrics.feature_model.checkpoint=null",
         "metrics.feature_model.input_size=32",
-        "attack.steps=0",
+        "mi_estimator=mine",
+        *UNKNOWN_TASK_ATTACK,
         "logger=none",
         multirun=True,
     )
-    summaries = {p.parent.name: p for p in sweep.rglob("summary.json")}
+    summaries = {p.parent.name: p for p in sweep.glob("*/summary.json")}
     assert len(summaries) == 3, sorted(summaries)
     for path in summaries.values():
         summary = json.loads(path.read_text())
