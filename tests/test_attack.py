@@ -168,7 +168,11 @@ def test_output_fidelity_is_per_sample_mse() -> None:
 
 
 def test_negative_steps_and_epsilon_are_refused() -> None:
-    with pytest.raises(ValueError, match="attack.steps must be >= 0"):
-        _miga(steps=-1)
+    with pytest.raises(ValueError, match="MIGA needs attack.steps >= 1, got 0"):
+        _miga(steps=0)
+    with pytest.raises(ValueError, match="attack.steps must be >= 0, got -1"):
+        Attack({}, {}, steps=-1, optimizer=partial(torch.optim.Adam, lr=0.1))
+    with pytest.raises(TypeError, match="attack.steps must be an integer, got '3'"):
+        Attack({}, {}, steps="3", optimizer=partial(torch.optim.Adam, lr=0.1))
     with pytest.raises(ValueError, match="epsilon must be >= 0"):
         LinfBall(-0.1)
