@@ -37,6 +37,12 @@ def test_every_group_choice_composes_and_resolves(group: str, choice: str) -> No
     assert OmegaConf.select(cfg, "hydra.runtime.choices")[group] == choice
     if cfg.get(group) is None:  # e.g. logger=none
         return
+    node = cfg[group]
+    mandatory = [k for k in node if OmegaConf.is_missing(node, k)]  # `???`: the user sets these
+    if mandatory:
+        cfg = compose_config(
+            [f"{group}={choice}", *[f"{group}.{k}=set_by_user" for k in mandatory]]
+        )
     resolved = OmegaConf.to_container(cfg[group], resolve=True)
     if group != "metrics":
         assert "_target_" in resolved, f"conf/{group}/{choice}.yaml has no _target_"

@@ -87,7 +87,9 @@ def test_summary_reduces_rows_as_documented() -> None:
         "acc_denoised": 0.5,
         "psnr_attacked": 25.0,
         "linf_max": 0.02,
+        "linf_mean": 0.015,
         "l2_mean": 2.0,
+        "l2_max": 3.0,
         "success_rate": 1.0,
     }
 
