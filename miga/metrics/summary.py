@@ -49,6 +49,8 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "ssim_attacked_vs_reference": ("ssim_attacked_vs_reference", "mean"),
     "psnr_denoised_vs_reference": ("psnr_denoised_vs_reference", "mean"),
     "ssim_denoised_vs_reference": ("ssim_denoised_vs_reference", "mean"),
+    "critic_denoised": ("critic_denoised", "mean"),
+    "critic_attacked": ("critic_attacked", "mean"),
 }
 
 
