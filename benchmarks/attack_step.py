@@ -375,46 +375,52 @@ def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the parts
 
 
-def step_timings(module, inputs, cfg, overrides, opts, device) -> tuple[dict, dict]:
+def paths(victim, inputs, steps: int, attack, ifgsm=None, budget=None) -> tuple[dict, str]:
+    """The timed paths through one victim: raw fwd+bwd, the attack, and with `ifgsm` our
+    I-FGSM plus the library's PGD and I-FGSM (BIM) at `budget` = (ε, α)."""
+    model, label = Composite(victim).eval(), inputs.label
+    fns: dict[str, Callable[[], Any]] = {
+        "raw": lambda: raw_steps(model, inputs.noisy, label, steps),
+        "attack": lambda: run_attack(attack, inputs, victim, steps),
+    }
+    baseline = ""
+    if ifgsm is not None:
+        library, baseline = library_attacks(model, *budget, steps)
+        fns["ifgsm"] = lambda: run_attack(ifgsm, inputs, victim, steps)
+        for name, lib in library.items():
+            fns[name] = lambda lib=lib: lib(inputs.noisy, label)
+    return fns, baseline
+
+
+def step_timings(module, inputs, overrides, opts, device) -> tuple[dict, dict, Any]:
     """Attack step (and our I-FGSM, the library's PGD / I-FGSM) against raw fwd+bwd."""
     from hydra.utils import instantiate
 
-    victim, model = module.victim, Composite(module.victim).eval()
-    steps, label = opts["steps"], inputs.label
-    fns: dict[str, Callable[[], Any]] = {
-        "raw": lambda: raw_steps(model, inputs.noisy, label, steps),
-        "attack": lambda: run_attack(module.attack, inputs, victim, steps),
-    }
-    info: dict[str, Any] = {}
+    steps, info, ifgsm, budget = opts["steps"], {}, None, None
     if opts["baselines"]:
         others = [o for o in overrides if not o.startswith(("attack=", "attack.", "+attack."))]
-        ifgsm = instantiate(compose(others + ["attack=ifgsm"], opts).attack)
+        ifgsm = instantiate(compose(others + ["attack=ifgsm"], opts).attack).to(device)
         compose(overrides, opts)  # back to this run's config for `${hydra:...}`
-        budget = ifgsm.budget
-        eps, alpha = float(budget.epsilon), float(ifgsm.optimizer.keywords["lr"])
-        library, info["baseline"] = library_attacks(model, eps, alpha, steps)
-        fns["ifgsm"] = lambda: run_attack(ifgsm, inputs, victim, steps)
-        for name, attack in library.items():
-            fns[name] = lambda attack=attack: attack(inputs.noisy, label)
-        info["baseline_budget"] = {"epsilon": eps, "alpha": alpha, "steps": steps}
-    # Warm-up, one step of every path (allocator growth, kernel selection); for full-size
-    # rows only the raw step runs at full size, the attack paths on a 32-px crop.
+        budget = (float(ifgsm.budget.epsilon), float(ifgsm.optimizer.keywords["lr"]))
+        info["baseline_budget"] = {"epsilon": budget[0], "alpha": budget[1], "steps": steps}
+    fns, info["baseline"] = paths(module.victim, inputs, steps, module.attack, ifgsm, budget)
+    # Warm-up (allocator growth, kernel selection): every path once; for full-size rows one
+    # raw step at full size and one attack step on a 32-px crop.
     log("warm-up")
-    raw_steps(model, inputs.noisy, label, 1)
-    small = crop(inputs, 32) if opts["_child"] == "main" else inputs
-    run_attack(module.attack, small, victim, 1)
-    if opts["baselines"]:
-        run_attack(ifgsm, small, victim, 1)
-        for attack in library.values():
-            attack(small.noisy, label)
+    if opts["_child"] == "main":
+        raw_steps(Composite(module.victim), inputs.noisy, inputs.label, 1)
+        run_attack(module.attack, crop(inputs, 32), module.victim, 1)
+    else:
+        for fn in fns.values():
+            fn()
     log(f"step timings: {list(fns)} × {opts['reps']} reps × {steps} steps")
     times = interleaved(fns, opts["reps"], device)
-    return times, info
+    return times, info, (ifgsm, budget)
 
 
-def loop_overhead(inputs, module, opts, device) -> dict[str, float]:
-    """The loop's own cost per step, with a victim that costs ~nothing (identity denoiser,
-    pooled linear classifier): attack step − raw step, in milliseconds."""
+def loop_overhead(inputs, module, baselines, opts, device) -> dict[str, Any]:
+    """Each loop's own cost per step, in ms: the same paths through a victim that costs
+    ~nothing (identity denoiser, pooled linear classifier), minus its raw fwd+bwd."""
 
     class Tiny(nn.Module):
         def __init__(self) -> None:
@@ -427,17 +433,23 @@ def loop_overhead(inputs, module, opts, device) -> dict[str, float]:
     from miga.attacks.state import Victim
 
     victim = Victim(nn.Identity(), Tiny().to(device).requires_grad_(False))
-    model = Composite(victim)
     steps = 20
-    fns = {
-        "raw": lambda: raw_steps(model, inputs.noisy, inputs.label, steps),
-        "attack": lambda: run_attack(module.attack, inputs, victim, steps),
+    fns, _ = paths(victim, inputs, steps, module.attack, *baselines)
+    for fn in fns.values():
+        fn()
+    times = interleaved(fns, max(5, opts["reps"]), device)
+    overhead = {
+        name: round(
+            statistics.median(
+                (a[0] - r[0]) / steps * 1e3 for a, r in zip(times[name], times["raw"])
+            ),
+            3,
+        )
+        for name in fns
+        if name != "raw"
     }
-    fns["raw"](), fns["attack"]()
-    times = interleaved(fns, max(3, opts["reps"]), device)
-    per_step = [(a[0] - r[0]) / steps * 1e3 for a, r in zip(times["attack"], times["raw"])]
     return {
-        "loop_overhead_ms_per_step": round(statistics.median(per_step), 3),
+        "loop_overhead_ms_per_step": overhead,
         "tiny_victim_raw_ms_per_step": round(median_s(times, "raw") / steps * 1e3, 3),
     }
 
@@ -725,7 +737,7 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     }
     started = time.perf_counter()
 
-    times, info = step_timings(module, inputs, cfg, overrides, opts, device)
+    times, info, baselines = step_timings(module, inputs, overrides, opts, device)
     steps = opts["steps"]
     step_s = median_s(times, "attack") / steps
     raw_s = median_s(times, "raw") / steps
@@ -742,6 +754,8 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     if "ifgsm" in times:
         result.update(
             ratio_vs_torchattacks=ratio(times, "attack", "lib_pgd"),
+            cpu_ratio_vs_torchattacks=ratio(times, "attack", "lib_pgd", cpu=True),
+            cpu_ratio_ifgsm_vs_torchattacks=ratio(times, "ifgsm", "lib_ifgsm", cpu=True),
             ratio_ifgsm_vs_torchattacks=ratio(times, "ifgsm", "lib_ifgsm"),
             ratio_ifgsm_vs_torchattacks_pgd=ratio(times, "ifgsm", "lib_pgd"),
             ratio_ifgsm_vs_raw=ratio(times, "ifgsm", "raw"),
@@ -751,8 +765,9 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     if child == "main":  # a full-size row: the step numbers are all it needs
         return result
 
-    result.update(loop_overhead(inputs, module, opts, device))
-    result["loop_overhead_fraction"] = round(result["loop_overhead_ms_per_step"] / 1e3 / raw_s, 5)
+    result.update(loop_overhead(inputs, module, baselines, opts, device))
+    overhead_s = result["loop_overhead_ms_per_step"]["attack"] / 1e3
+    result["loop_overhead_fraction"] = round(overhead_s / raw_s, 5)
     if opts["lightning"]:
         result.update(lightning_vs_loop(cfg, module, opts, device))
     if opts["memory"]:
