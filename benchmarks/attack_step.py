@@ -10,6 +10,7 @@ Arguments are Hydra-style `key=value`. Keys of the benchmark itself (defaults in
     steps            attack steps per timed run (short runs, many interleaved repetitions)
     reps             repetitions of every timing; medians of per-repetition ratios are reported
     threads          torch CPU threads (default: torch's own choice)
+    device           auto (CUDA when available) | cpu | cuda
     baselines        our I-FGSM and torchattacks' PGD / I-FGSM (BIM) at the same work
     lightning        Lightning's predict loop against a plain loop over the same batches
     memory           peak memory of an attack step against a raw forward+backward (subprocesses)
@@ -27,7 +28,12 @@ not depend on the weights. Prints ONE JSON line (everything else goes to stderr)
 
 The baseline of every time ratio, `raw`, is the victim's own forward+backward: the composite
 model (defence → denoiser → task model) on the same batch, cross-entropy, gradient with respect
-to the input only, models frozen. Timings alternate in a shuffled order within each repetition.
+to the input only, models frozen. Timings alternate within each repetition, the order rotating
+by one path between repetitions.
+Wall-clock ratios are the headline; CPU-time ratios (`cpu_*`) are printed beside them because
+they move less when other processes share the cores. `loop_overhead_ms_per_step` runs the same
+loops through a victim that costs nothing (identity denoiser, pooled linear classifier), so what
+is left is each loop's own work per step. benchmarks/README.md explains every key.
 """
 
 from __future__ import annotations
@@ -39,7 +45,6 @@ import json
 import math
 import os
 import platform
-import random
 import re
 import resource
 import statistics
@@ -64,8 +69,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 OPTIONS: dict[str, Any] = {
     "batch": None,
     "size": None,
-    "steps": 3,
-    "reps": 4,
+    "steps": 2,
+    "reps": 8,
     "threads": None,
     "device": "auto",
     "baselines": True,
@@ -266,11 +271,12 @@ def _sync(device: torch.device) -> None:
 def interleaved(
     fns: dict[str, Callable[[], Any]], reps: int, device: torch.device
 ) -> dict[str, list[tuple[float, float]]]:
-    """(wall, CPU) seconds of each function per repetition, in a shuffled order each time."""
+    """(wall, CPU) seconds of each function per repetition; the order rotates by one each
+    repetition, so every path runs first, second, … equally often over len(fns) repetitions."""
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
+    names = list(fns)
     for rep in range(reps):
-        order = list(fns)
-        random.Random(rep).shuffle(order)
+        order = names[rep % len(names) :] + names[: rep % len(names)]
         for name in order:
             _sync(device)
             wall, cpu = time.perf_counter(), time.process_time()
@@ -663,7 +669,7 @@ def full_size(argv, opts) -> dict[str, Any]:
             "batch=1",
             "size=128",
             "steps=1",
-            "reps=1",
+            "reps=2",
             "baselines=false",
             "lightning=false",
             "memory=false",
