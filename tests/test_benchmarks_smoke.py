@@ -1,0 +1,66 @@
+"""`python -m benchmarks.attack_step` runs end to end and reports its ratios.
+
+Shape only: the keys exist and the ratios are positive finite numbers. No timing assertions —
+speed depends on the machine and its load; the numbers belong in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+#: The smallest run that still goes through every default part but the options (which
+#: start a full-size Restormer in three more processes).
+TINY = [
+    "batch=2",
+    "size=32",
+    "steps=1",
+    "reps=1",
+    "threads=1",
+    "options=false",
+    "dataset.dataset.limit=2",
+    "attack.steps=1",
+]
+RATIOS = (
+    "ratio_vs_raw",
+    "cpu_ratio_vs_raw",
+    "ratio_vs_torchattacks",
+    "ratio_ifgsm_vs_torchattacks",
+    "ratio_ifgsm_vs_raw",
+    "ratio_lightning_vs_loop",
+    "peak_mem_ratio",
+    "images_per_s",
+    "step_images_per_s",
+    "cell_cost_vs_naive",
+    "cell_cost_vs_naive_early_stop",
+)
+
+
+def test_attack_step_benchmark_prints_one_json_line_of_ratios(tmp_path) -> None:
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.attack_step", *TINY, f"out={out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout[-2000:]  # everything else goes to stderr
+    result = json.loads(lines[0])
+    for key in RATIOS:
+        value = result[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (key, value)
+    assert result["baseline"] == "inline" or result["baseline"].startswith("torchattacks")
+    assert result["cell_early_stop_override"].startswith("attack.stopping=")
+    assert (result["batch"], result["size"], result["steps"]) == (2, 32, 1)
+    assert json.loads(out.read_text()) == result
