@@ -361,21 +361,30 @@ def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> 
 
 def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
     """Run this benchmark in a fresh process and return its JSON line."""
+    return spawn_together(argv, [(child, extra)])[0]
+
+
+def spawn_together(argv: list[str], jobs: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """Fresh processes side by side (only for what does not time itself: peak memory is per
+    process), each returning its JSON line or {"error": ...}."""
     keep = [a for a in argv if not a.startswith(("_child=", "out=", "full="))]
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.attack_step",
-        *keep,
-        *extra,
-        f"_child={child}",
-        "out=none",
-        "full=false",
+    cmds = [
+        [sys.executable, "-m", "benchmarks.attack_step", *keep, *extra]
+        + [f"_child={child}", "out=none", "full=false"]
+        for child, extra in jobs
     ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        return {"error": done.stderr[-2000:], "cmd": " ".join(cmd[2:])}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cmd in cmds
+    ]
+    results = []
+    for cmd, proc in zip(cmds, procs):
+        out, err = proc.communicate()
+        if proc.returncode:
+            results.append({"error": err[-2000:], "cmd": " ".join(cmd[2:])})
+        else:
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
 
 
 # --------------------------------------------------------------------------- the parts
@@ -624,8 +633,13 @@ def activation_checkpointing(argv, opts) -> dict[str, Any]:
         "threads=" + str(opts["threads"] or torch.get_num_threads()),
     ]
     argv = [a for a in argv if a.split("=")[0] not in ("denoiser", "batch", "size", "steps")]
-    off = spawn(argv, "mem_attack", small + ["denoiser.activation_checkpointing=false"])
-    on = spawn(argv, "mem_attack", small + ["denoiser.activation_checkpointing=true"])
+    off, on = spawn_together(
+        argv,
+        [
+            ("mem_attack", small + ["denoiser.activation_checkpointing=false"]),
+            ("mem_attack", small + ["denoiser.activation_checkpointing=true"]),
+        ],
+    )
     timing = spawn(argv, "ckpt_time", small)
     out: dict[str, Any] = {"ckpt_setting": "restormer random weights, 1x3x64x64, attack step"}
     if "error" in off or "error" in on:
@@ -682,6 +696,7 @@ def full_size(argv, opts) -> dict[str, Any]:
             k: row.get(k)
             for k in (
                 "ratio_vs_raw",
+                "cpu_ratio_vs_raw",
                 "raw_fwd_bwd_s",
                 "attack_step_s",
                 "images_per_s",
@@ -778,7 +793,7 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
         result.update(lightning_vs_loop(cfg, module, opts, device))
     if opts["memory"]:
         log("peak memory: raw / attack in fresh processes")
-        raw_mem, attack_mem = spawn(argv, "mem_raw"), spawn(argv, "mem_attack")
+        raw_mem, attack_mem = spawn_together(argv, [("mem_raw", []), ("mem_attack", [])])
         if "error" in raw_mem or "error" in attack_mem:
             result["peak_mem_error"] = (raw_mem.get("error") or attack_mem.get("error"))[-500:]
         else:
