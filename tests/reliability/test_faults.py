@@ -31,7 +31,11 @@ DEMO_WEIGHTS = REPO / "miga" / "zoo" / "weights" / "demo_dncnn.pt"
 def miga(run_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *args],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
 
 
@@ -68,7 +72,9 @@ def test_misspelled_key_is_refused_by_the_schema(tmp_path) -> None:
 
 
 def test_checkpoint_of_another_architecture_names_file_and_keys(tmp_path) -> None:
-    line = error_line(miga(tmp_path, *TINY, "denoiser=dncnn", f"denoiser.checkpoint={DEMO_WEIGHTS}"))
+    line = error_line(
+        miga(tmp_path, *TINY, "denoiser=dncnn", f"denoiser.checkpoint={DEMO_WEIGHTS}")
+    )
     assert f"{DEMO_WEIGHTS} does not match DnCNN colour blind" in line
     assert "missing ['model.16.weight'" in line and "shape mismatch ['model.0.weight" in line
 
@@ -82,8 +88,9 @@ def test_truncated_checkpoint_is_named(tmp_path) -> None:
 
 def test_missing_dataset_root_is_named(tmp_path) -> None:
     missing = tmp_path / "no_imagenet"
-    line = error_line(miga(tmp_path / "run", "dataset=imagenet", f"dataset.dataset.root={missing}",
-                           "logger=none"))
+    line = error_line(
+        miga(tmp_path / "run", "dataset=imagenet", f"dataset.dataset.root={missing}", "logger=none")
+    )
     assert str(missing) in line
 
 
@@ -101,7 +108,8 @@ def test_results_of_an_older_format_are_refused(tmp_path) -> None:
     record = json.loads(provenance.read_text())
     provenance.write_text(json.dumps({**record, "results_format": 0}))
     assert "holds results in format 0; this version writes format 1" in error_line(
-        miga(tmp_path, *TINY))
+        miga(tmp_path, *TINY)
+    )
 
 
 def test_disk_full_while_writing_keeps_earlier_rows(tmp_path) -> None:
@@ -142,7 +150,10 @@ def test_sigkill_mid_cell_then_rerun_completes_without_duplicates(tmp_path) -> N
 def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -202,9 +213,15 @@ def test_black_and_white_images_attack_without_nan(demo_models) -> None:
 
     denoiser, classifier = demo_models
     clean = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])
-    inputs = AttackInputs(clean, clean, denoiser(clean), torch.arange(2), label=torch.tensor([1, 2]))
-    attack = MIGA(CrossEntropyMI(), steps=3, optimizer=partial(torch.optim.Adam, lr=0.1),
-                  budget=LinfBall(4 / 255))
+    inputs = AttackInputs(
+        clean, clean, denoiser(clean), torch.arange(2), label=torch.tensor([1, 2])
+    )
+    attack = MIGA(
+        CrossEntropyMI(),
+        steps=3,
+        optimizer=partial(torch.optim.Adam, lr=0.1),
+        budget=LinfBall(4 / 255),
+    )
     with torch.enable_grad():
         result = attack(inputs, Victim(denoiser, classifier))
     assert not result.flagged.any() and torch.isfinite(result.delta).all()
@@ -216,8 +233,13 @@ def test_images_smaller_than_the_padding_multiple() -> None:
     from miga.denoisers import Denoiser
     from miga.denoisers.restormer import Restormer
 
-    net = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1],
-                    LayerNorm_type="BiasFree")
+    net = Restormer(
+        dim=8,
+        num_blocks=[1, 1, 1, 1],
+        num_refinement_blocks=1,
+        heads=[1, 1, 1, 1],
+        LayerNorm_type="BiasFree",
+    )
     with pytest.warns(UserWarning, match="RANDOM weights"):
         denoiser = Denoiser(net=net, pad_multiple=8)
     out = denoiser(torch.rand(1, 3, 5, 7))
