@@ -17,6 +17,7 @@ chunks); separable critics T(a, b) = g(a)·h(b) by one matrix product.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -38,7 +39,7 @@ def mlp(dim_in: int, dim_out: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class Critic(nn.Module):
+class Critic(nn.Module, ABC):
     """Base class: `forward(a, b) -> (B,)` scores and `pair_scores(a, b) -> (B, B)`.
 
     `pair_chunk` bounds how many pairs one forward pass of the tiled all-pairs evaluation holds
@@ -52,8 +53,9 @@ class Critic(nn.Module):
         super().__init__()
         self.pair_chunk = pair_chunk
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        """(B,) scores T(a_i, b_i) of the given pairs."""
 
     def pair_scores(self, a: Tensor, b: Tensor) -> Tensor:
         """(B, B) matrix of T(a_i, b_j), by tiling: row i pairs a_i with every b_j."""
@@ -264,8 +266,9 @@ class _ConditionalBase(Critic):
         super().__init__()
         self.max_logvar = max_logvar
 
-    def params(self, a: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def params(self, a: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(b | a)."""
 
     def target(self, b: Tensor) -> Tensor:
         return b

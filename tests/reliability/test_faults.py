@@ -172,7 +172,8 @@ def test_sigterm_mid_cell_then_rerun_completes(tmp_path) -> None:
     process.communicate(timeout=120)
     assert process.returncode != 0
     done = _rows(tmp_path)
-    assert 1 <= len(done) < 4 and len(done) == len(set(done))
+    assert 1 <= len(done) <= 3, done  # stopped before the last batch
+    assert len(done) == len(set(done))
     assert not list((tmp_path / "rows").glob(".*tmp*"))  # nothing half-written
     assert miga(tmp_path, *slow).returncode == 0
     assert [r["id"] for r in read_rows(tmp_path / "samples.csv")] == [0, 1, 2, 3]
