@@ -72,22 +72,33 @@ def load_checkpoint(model: nn.Module, path: str | Path | None, variant: str) -> 
         return model
     state = read_checkpoint(path)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
+    mismatch = state_dict_mismatch(state, expected)
+    if mismatch:
         raise CheckpointError(
             f"{path} does not match {variant} ({len(expected)} keys expected, {len(state)} in "
-            f"file): missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"shape mismatch {mismatched[:5]}"
+            f"file): {mismatch}"
         )
     model.load_state_dict(state, strict=True)
     log.info("loaded %s from %s (sha256 %s)", variant, path, file_sha256(path)[:12])
     return model
+
+
+def state_dict_mismatch(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], owner: str = "model"
+) -> str | None:
+    """The first missing, unexpected and shape-mismatched keys, or None when `state` fits."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs {owner} {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if not (missing or unexpected or mismatched):
+        return None
+    return (
+        f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]}"
+    )
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miga.attacks.state import StepState
+from miga.denoisers.checkpoints import state_dict_mismatch
 from miga.mi.base import MIEstimator
 
 log = logging.getLogger(__name__)
@@ -116,18 +117,11 @@ def critic_state_from_file(
     if prefix is None:
         prefix = _find_prefix(state, list(expected), path)
     stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    missing = [k for k in expected if k not in stripped]
-    unexpected = [k for k in stripped if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(stripped[k].shape)} vs critic {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in stripped and stripped[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
+    mismatch = state_dict_mismatch(stripped, expected, owner="critic")
+    if mismatch:
         raise CriticCheckpointError(
             f"{path} does not match {type(critic).__name__} (prefix {prefix!r}, "
-            f"{len(expected)} keys expected, {len(stripped)} found): missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]}"
+            f"{len(expected)} keys expected, {len(stripped)} found): {mismatch}"
         )
     return stripped
 
