@@ -54,6 +54,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,8 @@ OPTIONS: dict[str, Any] = {
 #: Full-size denoisers measured by `full=true` (random weights where no checkpoint is present).
 FULL_SIZE = ("dncnn", "restormer", "nafnet", "swinir")
 STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
+#: The image-shaped fields of `AttackInputs` (a memory-layout change converts these).
+IMAGE_FIELDS = ("clean", "noisy", "denoised")
 
 
 _T0 = time.perf_counter()
@@ -216,8 +219,6 @@ def raw_steps(model: nn.Module, x0: Tensor, label: Tensor, steps: int) -> Tensor
 
 def crop(inputs, size: int):
     """The top-left size×size crop of every image of a batch (cheap warm-ups)."""
-    from dataclasses import replace
-
     cut = lambda t: t if t is None else t[..., :size, :size]  # noqa: E731
     return replace(
         inputs,
@@ -570,65 +571,78 @@ def cell_costs(cfg_overrides, opts, module, inputs, device) -> dict[str, Any]:
     return out
 
 
-def channels_last(module, inputs, opts, device) -> dict[str, Any]:
-    """The attack with models and images in channels_last, against the default layout."""
-    from miga.attacks.state import AttackInputs, Victim
-
-    cl = torch.channels_last
-    den = copy.deepcopy(module.denoiser).to(memory_format=cl)
-    task = copy.deepcopy(module.task_model).to(memory_format=cl)
-    victim = Victim(den, task, module.defense)
-    conv = lambda t: t.contiguous(memory_format=cl)  # noqa: E731
-    inputs_cl = AttackInputs(
-        conv(inputs.clean),
-        conv(inputs.noisy),
-        conv(inputs.denoised),
-        inputs.index,
-        inputs.label,
-        inputs.reference,
-        inputs.seed,
-    )
+def layout_and_compile(overrides, module, inputs, opts, device) -> dict[str, Any]:
+    """The `speed` switches of `conf/config.yaml`, each through a module built with it on
+    (exactly as `miga.run` builds it) against this run's module: `speed.channels_last=true`
+    always, `speed.compile=true` when `compile=true` (slow to compile)."""
+    out: dict[str, Any] = {}
+    switches = [("channels_last", "speed.channels_last=true")]
+    if opts["compile"]:
+        switches.append(("compile", "speed.compile=true"))
     steps = opts["steps"]
+    for name, override in switches:
+        other = build(compose(overrides + [override], opts), device)
+        layout = other.memory_format  # the layout its predict_step gives every batch
+        moved = replace(
+            inputs,
+            **{k: getattr(inputs, k).contiguous(memory_format=layout) for k in IMAGE_FIELDS},
+        )
+        log(f"{override}: first call" + (" (compiling)" if name == "compile" else ""))
+        first = time.perf_counter()
+        run_attack(other.attack, moved, other.victim, 1)
+        first_s = time.perf_counter() - first
+        fns = {
+            "default": lambda: run_attack(module.attack, inputs, module.victim, steps),
+            name: lambda o=other, m=moved: run_attack(o.attack, m, o.victim, steps),
+        }
+        times = interleaved(fns, opts["reps"], device)
+        out[f"{name}_time_ratio"] = ratio(times, name, "default")
+        if name == "compile":
+            out["compile_first_call_s"] = round(first_s, 1)
+    compose(overrides, opts)  # back to this run's config for `${hydra:...}`
+    return out
+
+
+def early_stop_vs_library(cfg, module, inputs, budget, opts, device) -> dict[str, Any]:
+    """Whole attacks of the config's step count on the first batch: MIGA with the stopping
+    rule of `STOP_OVERRIDE` against torchattacks' PGD (which always runs every step) at the
+    same budget, step size and step count: the saving early stopping buys over the library."""
+    from miga.attacks.base import StopWhenMisclassified
+
+    steps = int(cfg.attack.steps)
+    stopping_attack = copy.deepcopy(module.attack)  # a shallow copy would share `_modules`
+    stopping_attack.stopping = StopWhenMisclassified()
+    library, _ = library_attacks(Composite(module.victim), *budget, steps)
+    outcome: dict[str, Any] = {}
+
+    def attack_early_stop() -> None:
+        stopping_attack.steps = steps
+        with torch.enable_grad():
+            outcome["result"] = stopping_attack(inputs, module.victim)
+
     fns = {
-        "default": lambda: run_attack(module.attack, inputs, module.victim, steps),
-        "channels_last": lambda: run_attack(module.attack, inputs_cl, victim, steps),
+        "attack_early_stop": attack_early_stop,
+        "lib_pgd": lambda: library["lib_pgd"](inputs.noisy, inputs.label),
     }
-    fns["channels_last"]()
-    log("channels_last")
-    times = interleaved(fns, opts["reps"], device)
-    return {"channels_last_time_ratio": ratio(times, "channels_last", "default")}
-
-
-def compiled(module, inputs, opts, device) -> dict[str, Any]:
-    """The attack with torch.compile'd denoiser and task model, against eager."""
-    from miga.attacks.state import Victim
-
-    victim = Victim(
-        torch.compile(module.denoiser), torch.compile(module.task_model), module.defense
-    )
-    steps = opts["steps"]
-    log("torch.compile: compiling (first call)")
-    t = time.perf_counter()
-    run_attack(module.attack, inputs, victim, 1)
-    compile_s = time.perf_counter() - t
-    fns = {
-        "eager": lambda: run_attack(module.attack, inputs, module.victim, steps),
-        "compiled": lambda: run_attack(module.attack, inputs, victim, steps),
-    }
-    times = interleaved(fns, opts["reps"], device)
+    log(f"early stopping against the library's PGD: whole attacks of {steps} steps")
+    times = interleaved(fns, max(2, opts["reps"] // 4), device)
+    result = outcome["result"]
     return {
-        "compile_time_ratio": ratio(times, "compiled", "eager"),
-        "compile_first_call_s": round(compile_s, 1),
+        "ratio_vs_torchattacks_early_stop": ratio(times, "attack_early_stop", "lib_pgd"),
+        "early_stop_attack_steps": steps,
+        "early_stop_steps_mean": round(float(result.steps.float().mean()), 3),
+        "early_stop_stopped_fraction": round(float(result.stopped.float().mean()), 3),
     }
 
 
 def activation_checkpointing(argv, opts) -> dict[str, Any]:
-    """Restormer (random weights, 1×3×64×64): activation checkpointing's memory (separate
-    processes) and time (interleaved in one process) against the plain attack step."""
+    """Restormer (random weights, 1×3×128×128, where its activations outweigh the task
+    model's): activation checkpointing's memory (separate processes) and time (interleaved in
+    one process) against the plain attack step."""
     small = [
         "denoiser=restormer",
         "batch=1",
-        "size=64",
+        "size=128",
         "steps=1",
         "threads=" + str(opts["threads"] or torch.get_num_threads()),
     ]
@@ -641,7 +655,7 @@ def activation_checkpointing(argv, opts) -> dict[str, Any]:
         ],
     )
     timing = spawn(argv, "ckpt_time", small)
-    out: dict[str, Any] = {"ckpt_setting": "restormer random weights, 1x3x64x64, attack step"}
+    out: dict[str, Any] = {"ckpt_setting": "restormer random weights, 1x3x128x128, attack step"}
     if "error" in off or "error" in on:
         out["ckpt_error"] = (off.get("error") or on.get("error"))[-500:]
     else:
@@ -805,11 +819,12 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
                 "attack": attack_mem["peak_delta_mb"],
             }
             result["peak_mem_method"] = raw_mem["method"]
+    if opts["baselines"]:
+        result.update(early_stop_vs_library(cfg, module, inputs, baselines[1], opts, device))
+    if opts["options"] or opts["compile"]:
+        result.update(layout_and_compile(overrides, module, inputs, opts, device))
     if opts["options"]:
-        result.update(channels_last(module, inputs, opts, device))
         result.update(activation_checkpointing(argv, opts))
-    if opts["compile"]:
-        result.update(compiled(module, inputs, opts, device))
     if device.type != "cuda":
         result["unmeasured"] = {
             "bf16_autocast": "GPU only (conf/trainer/gpu.yaml, precision=bf16-mixed)",

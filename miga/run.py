@@ -46,6 +46,8 @@ def build_module(cfg: DictConfig) -> AttackModule:
         scorers=instantiate(cfg.metrics.scorers),
         seed=cfg.seed,
         grid_images=cfg.metrics.grid_images,
+        channels_last=cfg.speed.channels_last,
+        compile_models=cfg.speed.compile,
     )
 
 

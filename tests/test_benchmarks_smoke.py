@@ -33,6 +33,7 @@ RATIOS = (
     "ratio_vs_raw",
     "cpu_ratio_vs_raw",
     "ratio_vs_torchattacks",
+    "ratio_vs_torchattacks_early_stop",
     "ratio_ifgsm_vs_torchattacks",
     "ratio_ifgsm_vs_raw",
     "ratio_lightning_vs_loop",

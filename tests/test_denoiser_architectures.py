@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from miga.denoisers import CheckpointError, Denoiser
+from miga.denoisers.checkpointing import CheckpointableBlock, set_activation_checkpointing
 from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet
 from miga.denoisers.restormer import Restormer
@@ -182,6 +183,53 @@ def test_gradient_reaches_the_input_through_the_wrapper(name: str) -> None:
     denoiser(x).square().mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in denoiser.parameters())
+
+
+# (architecture, its repeated blocks at the SMALL size): the units checkpointing recomputes.
+CHECKPOINTED_BLOCKS = [("restormer", 2 * (1 + 1 + 1) + 2 + 1), ("nafnet", 9), ("swinir", 4)]
+
+
+@pytest.mark.parametrize(("name", "blocks"), CHECKPOINTED_BLOCKS)
+def test_activation_checkpointing_reaches_every_block_and_changes_no_number(
+    name: str, blocks: int
+) -> None:
+    """Checkpointing is per block (one segment for the whole network saved no memory), and
+    recomputation must give the same output and the same gradient with respect to the input."""
+    _, channels, pad = SMALL[name]
+    denoiser = Denoiser(net=_build(name, seed=0), pad_multiple=pad)
+    units = [m for m in denoiser.modules() if isinstance(m, CheckpointableBlock)]
+    assert len(units) == blocks
+    x = torch.rand(2, channels, *ODD, generator=torch.Generator().manual_seed(0))
+    results = []
+    for enabled in (False, True):
+        denoiser.activation_checkpointing = enabled
+        assert all(unit.activation_checkpointing is enabled for unit in units)
+        leaf = x.clone().requires_grad_(True)
+        out = denoiser(leaf)
+        (grad,) = torch.autograd.grad(out.square().sum(), leaf)
+        results.append((out.detach(), grad))
+    (out_off, grad_off), (out_on, grad_on) = results
+    assert torch.equal(out_on, out_off)
+    torch.testing.assert_close(grad_on, grad_off, rtol=1e-6, atol=1e-7)
+    assert grad_on.abs().sum() > 0
+
+
+def test_full_size_restormer_checkpoints_each_transformer_block() -> None:
+    cfg = _load_config("restormer")
+    cfg.checkpoint, cfg.activation_checkpointing = None, True
+    with torch.device("meta"):
+        denoiser = hydra.utils.instantiate(cfg)
+    # 2·(4+6+6) encoder/decoder blocks + 8 latent + 4 refinement
+    assert set_activation_checkpointing(denoiser.net, True) == 44
+
+
+def test_activation_checkpointing_without_blocks_warns_and_runs() -> None:
+    denoiser = Denoiser(net=_build("dncnn_color", seed=0), variant="small DnCNN")
+    with pytest.warns(UserWarning, match="small DnCNN: activation_checkpointing=true has no"):
+        denoiser.activation_checkpointing = True
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    denoiser(x).sum().backward()
+    assert x.grad is not None
 
 
 # --- failures name the file and the first offending keys -------------------------------------

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from miga.data.demo_photos import to_tensor
 from miga.data.images import (
+    AuditedDataset,
     BadImageError,
     FileAudit,
     OnBadImage,
@@ -161,7 +161,7 @@ def find_label_file(root: Path, split: str) -> Path:
     )
 
 
-class ImageNet(Dataset):
+class ImageNet(AuditedDataset):
     """ImageNet images of the chosen classes with their labels, in a fixed order.
 
     Items are dicts {"image": (3,size,size) float [0,1], "label": int, "index": int}. The order is
@@ -281,18 +281,6 @@ class ImageNet(Dataset):
             if labels[stem] in label_of:
                 files.setdefault(labels[stem], []).append(present.get(stem, self.split_dir / stem))
         return files
-
-    @property
-    def skipped_files(self) -> list[str]:
-        return self.audit.skipped_files
-
-    @property
-    def skipped(self) -> int:
-        return len(self.audit.skipped_files)
-
-    @property
-    def converted_files(self) -> list[str]:
-        return self.audit.converted_files
 
     def __len__(self) -> int:
         return len(self.samples)

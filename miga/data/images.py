@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import torchvision.transforms.functional as TF
 from PIL import Image
+from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 
 log = logging.getLogger(__name__)
@@ -177,3 +178,22 @@ def resize_center_crop(
         raise ValueError(f"crop size {crop} is larger than the resize size {resize}")
     image = TF.resize(image, resize, interpolation=INTERPOLATIONS[interpolation], antialias=True)
     return TF.center_crop(image, [crop, crop])
+
+
+class AuditedDataset(Dataset):
+    """A dataset whose files pass a `FileAudit`: what it skipped and converted, for the results
+    (`n_skipped_files`) and for the researcher."""
+
+    audit: FileAudit
+
+    @property
+    def skipped_files(self) -> list[str]:
+        return self.audit.skipped_files
+
+    @property
+    def skipped(self) -> int:
+        return len(self.audit.skipped_files)
+
+    @property
+    def converted_files(self) -> list[str]:
+        return self.audit.converted_files

@@ -17,10 +17,10 @@ import logging
 from pathlib import Path
 
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from miga.data.demo_photos import to_tensor
 from miga.data.images import (
+    AuditedDataset,
     BadImageError,
     FileAudit,
     OnBadImage,
@@ -35,7 +35,7 @@ from miga.data.images import (
 log = logging.getLogger(__name__)
 
 
-class PairedImages(Dataset):
+class PairedImages(AuditedDataset):
     """Original/reference pairs, both resized (shorter side `resize`) and center-cropped to `size`.
 
     Items are dicts {"image": (3,size,size), "reference": (3,size,size), "index": int}. A pair
@@ -118,18 +118,6 @@ class PairedImages(Dataset):
     @property
     def names(self) -> list[str]:
         return [origin.stem for origin, _ in self.pairs]
-
-    @property
-    def skipped_files(self) -> list[str]:
-        return self.audit.skipped_files
-
-    @property
-    def skipped(self) -> int:
-        return len(self.audit.skipped_files)
-
-    @property
-    def converted_files(self) -> list[str]:
-        return self.audit.converted_files
 
     def __len__(self) -> int:
         return len(self.pairs)

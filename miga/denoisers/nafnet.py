@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miga.denoisers.checkpointing import CheckpointableBlock
+
 
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of an NCHW map, with per-channel affine weight and bias.
@@ -45,8 +47,9 @@ class SimpleGate(nn.Module):
         return a * b
 
 
-class NAFBlock(nn.Module):
-    """Two residual branches with learned, zero-initialised scales `beta` and `gamma`.
+class NAFBlock(CheckpointableBlock):
+    """Two residual branches with learned, zero-initialised scales `beta` and `gamma`; the unit
+    of checkpointing.
 
     Spatial branch: norm → 1×1 expand → 3×3 depth-wise → gate → channel attention (`sca`) →
     1×1 project. Channel branch: norm → 1×1 expand → gate → 1×1 project. Zero-initialised

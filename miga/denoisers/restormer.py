@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miga.denoisers.checkpointing import CheckpointableBlock
+
 #: The two LayerNorm flavours of the release; denoising checkpoints use "BiasFree".
 LAYER_NORM_TYPES = ("BiasFree", "WithBias")
 
@@ -114,8 +116,8 @@ class Attention(nn.Module):
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(norm1(x)), then + ffn(norm2(·))."""
+class TransformerBlock(CheckpointableBlock):
+    """Pre-norm block: x + attn(norm1(x)), then + ffn(norm2(·)); the unit of checkpointing."""
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
+from miga.denoisers.checkpointing import CheckpointableBlock
+
 #: Per-channel mean of the training set (DIV2K), subtracted inside the model for RGB input.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 #: The additive value the release puts between positions of different shifted regions.
@@ -119,8 +121,9 @@ class WindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
-class SwinTransformerBlock(nn.Module):
-    """Pre-norm (shifted-)window attention + MLP on a token sequence of an H×W grid."""
+class SwinTransformerBlock(CheckpointableBlock):
+    """Pre-norm (shifted-)window attention + MLP on a token sequence of an H×W grid; the unit of
+    checkpointing."""
 
     def __init__(
         self,

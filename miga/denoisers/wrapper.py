@@ -2,19 +2,21 @@
 
 Between modules images are [0,1] RGB NCHW (DESIGN.md §4); this wrapper owns what each
 architecture needs around its forward pass: padding to the multiple it requires and cropping
-back, optional tiling for large images, optional activation checkpointing, clamping to [0,1]
-as the official test scripts do, and freezing (the attack optimises δ, never the weights).
+back, optional tiling for large images, switching per-block activation checkpointing on the
+architecture (`miga.denoisers.checkpointing`), clamping to [0,1] as the official test scripts
+do, and freezing (the attack optimises δ, never the weights).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
+from miga.denoisers.checkpointing import set_activation_checkpointing
 from miga.denoisers.checkpoints import load_checkpoint
 
 
@@ -31,7 +33,9 @@ class Denoiser(nn.Module):
         tile: if set, images larger than `tile` are processed in overlapping tiles of this size.
         tile_overlap: overlap between neighbouring tiles, averaged in the result.
         clamp: clamp the output to [0,1] (the official scripts do).
-        activation_checkpointing: recompute `net`'s activations in backward to save memory.
+        activation_checkpointing: recompute each block's activations in backward (the
+            architecture's `CheckpointableBlock`s) to save memory; a network without such
+            blocks warns and runs unchanged. Settable after construction.
         noise_level: informational only — the σ (0–255 scale) a non-blind checkpoint was trained
             for, `None` for blind models. Configs interpolate the checkpoint file name from it,
             so it has to be a constructor argument; results provenance can read it back.
@@ -63,6 +67,21 @@ class Denoiser(nn.Module):
         self.noise_level = noise_level
         self.requires_grad_(False).eval()
 
+    @property
+    def activation_checkpointing(self) -> bool:
+        return self._activation_checkpointing
+
+    @activation_checkpointing.setter
+    def activation_checkpointing(self, enabled: bool) -> None:
+        blocks = set_activation_checkpointing(self.net, enabled)
+        if enabled and not blocks:
+            warnings.warn(
+                f"{self.variant}: activation_checkpointing=true has no effect, "
+                f"{type(self.net).__name__} has no checkpointable blocks",
+                stacklevel=2,
+            )
+        self._activation_checkpointing = enabled
+
     def train(self, mode: bool = True) -> Denoiser:
         """Stay in eval mode: a denoiser under attack is never trained through this wrapper."""
         return super().train(False)
@@ -80,11 +99,7 @@ class Denoiser(nn.Module):
         if ph or pw:
             mode = self.pad_mode if (ph < h and pw < w) else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        if self.activation_checkpointing and torch.is_grad_enabled():
-            out = activation_checkpoint(self.net, x, use_reentrant=False)
-        else:
-            out = self.net(x)
-        return out[..., :h, :w]
+        return self.net(x)[..., :h, :w]
 
     def _tiled(self, x: Tensor) -> Tensor:
         """Overlapping tiles, each padded and denoised alone.

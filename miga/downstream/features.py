@@ -7,44 +7,24 @@ Any timm backbone whose weights the user has locally will do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from miga.downstream.classifier import Classifier
 from miga.downstream.timm_models import data_config, timm_net
 
 
-class FeatureExtractor(nn.Module):
-    """Frozen: resize → normalise → backbone → pooled embedding (B, D)."""
+class FeatureExtractor(Classifier):
+    """Frozen: resize → normalise → backbone → pooled embedding (B, D).
 
-    def __init__(
-        self,
-        net: nn.Module,
-        mean: Sequence[float],
-        std: Sequence[float],
-        input_size: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-        self.input_size = input_size
-        self.requires_grad_(False).eval()
-
-    def train(self, mode: bool = True) -> FeatureExtractor:
-        """Stay in eval mode whatever Lightning asks (frozen normalisation statistics)."""
-        return super().train(False)
+    A `Classifier` whose network ends at the pooled features (its head removed): the same
+    preprocessing, and the same promise to stay frozen, as the task models.
+    """
 
     def forward(self, image: Tensor) -> Tensor:
-        if self.input_size is not None and image.shape[-2:] != (self.input_size,) * 2:
-            image = F.interpolate(
-                image, size=(self.input_size,) * 2, mode="bilinear", antialias=True
-            )
-        return self.net((image - self.mean) / self.std).flatten(1)
+        return super().forward(image).flatten(1)
 
 
 def timm_features(

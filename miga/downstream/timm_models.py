@@ -103,7 +103,7 @@ def timm_downstream(
     give an int to choose another square size.
     """
     net = timm_net(model_name, checkpoint, num_classes, **model_kwargs)
-    config = timm.data.resolve_data_config({}, model=net)
+    config = data_config(net)
     size = input_size if input_size is not None else int(config["input_size"][-1])
     return Classifier(net, config["mean"], config["std"], input_size=size, class_names=class_names)
 
