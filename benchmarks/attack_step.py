@@ -16,7 +16,8 @@ Arguments are Hydra-style `key=value`. Keys of the benchmark itself (defaults in
     memory           peak memory of an attack step against a raw forward+backward (subprocesses)
     cell             a whole cell (`miga.run.run_cell`) against the naive floor, with and
                      without early stopping
-    options          channels_last, activation checkpointing (Restormer, small size)
+    options          channels_last, activation checkpointing (Restormer, 1×3×128×128)
+    ckpt             with `options`: include activation checkpointing (three Restormer processes)
     compile          torch.compile of the victim models (slow to compile: off by default)
     full             the four full-size denoisers at 1×3×128×128, one subprocess each (slow)
     out              results file: `auto` = benchmarks/results/<machine>.json, `none`, or a path
@@ -79,6 +80,7 @@ OPTIONS: dict[str, Any] = {
     "memory": True,
     "cell": True,
     "options": True,
+    "ckpt": True,
     "compile": False,
     "full": False,
     "out": "auto",
@@ -823,7 +825,7 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
         result.update(early_stop_vs_library(cfg, module, inputs, baselines[1], opts, device))
     if opts["options"] or opts["compile"]:
         result.update(layout_and_compile(overrides, module, inputs, opts, device))
-    if opts["options"]:
+    if opts["options"] and opts["ckpt"]:
         result.update(activation_checkpointing(argv, opts))
     if device.type != "cuda":
         result["unmeasured"] = {

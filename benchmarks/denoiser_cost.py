@@ -2,13 +2,17 @@
 
     python -m benchmarks.denoiser_cost                    # every full-size denoiser config
     python -m benchmarks.denoiser_cost --models dncnn swinir --budget-s 30
+    python -m benchmarks.denoiser_cost --models restormer --shape 1 3 224 224 --checkpointing both
 
 Each model is built from its shipped config (`conf/denoiser/<name>.yaml`) with random weights
 (`checkpoint=None`) and measured in a fresh subprocess, so that one model's memory high-water
 mark never hides another's (Linux keeps one peak per process, and psutil exposes no peak there).
 CPU: 1×3×128×128. CUDA, when available: 8×3×224×224 (ImageNet-sized attack batches).
-One JSON line per (model, device); `time_ratio_vs_dncnn` compares against DnCNN measured in the
-same run on the same device, the number to read across machines.
+`--shape B C H W` sets another size. `--checkpointing on|both` measures with the denoiser's
+per-block activation checkpointing (`both`: off and on, each in its own process; the `on` row
+carries `ckpt_step_mem_ratio` and `ckpt_time_ratio` against the `off` row).
+One JSON line per (model, device, checkpointing); `time_ratio_vs_dncnn` compares against DnCNN
+measured in the same run on the same device, the number to read across machines.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ MODELS = ("dncnn", "restormer", "nafnet_width32", "nafnet", "swinir")
 SHAPES = {"cpu": (1, 3, 128, 128), "cuda": (8, 3, 224, 224)}
 
 
-def build(name: str, device: str) -> torch.nn.Module:
+def build(name: str, device: str, checkpointing: bool = False) -> torch.nn.Module:
     """The config's `Denoiser` with random weights on `device`."""
     import hydra
     from omegaconf import OmegaConf
@@ -41,7 +45,9 @@ def build(name: str, device: str) -> torch.nn.Module:
     cfg = OmegaConf.create({"paths": {"checkpoints": "unused"}, "denoiser": node}).denoiser
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "RANDOM weights" is the point here
-        return hydra.utils.instantiate(cfg, checkpoint=None).to(device)
+        return hydra.utils.instantiate(
+            cfg, checkpoint=None, activation_checkpointing=checkpointing
+        ).to(device)
 
 
 def _sync(device: str) -> None:
@@ -70,11 +76,18 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def measure(name: str, device: str, reps: int, budget_s: float) -> dict:
+def measure(
+    name: str,
+    device: str,
+    reps: int,
+    budget_s: float,
+    shape: tuple[int, ...] | None = None,
+    checkpointing: bool = False,
+) -> dict:
     """Median time of up to `reps` steps after a warm-up, stopping early past `budget_s`."""
     torch.manual_seed(0)
-    model = build(name, device)
-    shape = SHAPES[device]
+    model = build(name, device, checkpointing)
+    shape = tuple(shape or SHAPES[device])
     x = torch.rand(shape, device=device)
     # Warm-up on a small input: kernel selection and allocator growth without paying a
     # full-size step (SwinIR costs ~27 s per step at 128 px on 2 CPU cores).
@@ -101,6 +114,7 @@ def measure(name: str, device: str, reps: int, budget_s: float) -> dict:
         "model": name,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "shape": list(shape),
+        "activation_checkpointing": checkpointing,
         "threads": torch.get_num_threads(),
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "fwd_bwd_s": round(statistics.median(times), 4),
@@ -117,28 +131,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=20.0, help="stop repeating after this")
+    parser.add_argument("--shape", type=int, nargs=4, default=None, metavar=("B", "C", "H", "W"))
+    parser.add_argument("--checkpointing", choices=("off", "on", "both"), default="off")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.checkpointing]
 
     if args.one:  # child: exactly one model on one device
-        print(json.dumps(measure(args.models[0], devices[0], args.reps, args.budget_s)))
+        row = measure(args.models[0], devices[0], args.reps, args.budget_s, args.shape, modes[0])
+        print(json.dumps(row))
         return
     baseline: dict[str, float] = {}
     for device in devices:
         for name in args.models:
-            cmd = [sys.executable, "-m", "benchmarks.denoiser_cost", "--one", "--models", name]
-            cmd += ["--devices", device, "--reps", str(args.reps), "--budget-s", str(args.budget_s)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-            if done.returncode:
-                print(json.dumps({"model": name, "device": device, "error": done.stderr[-500:]}))
-                continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            if name == "dncnn":
-                baseline[device] = row["fwd_bwd_s"]
-            if device in baseline:
-                row["time_ratio_vs_dncnn"] = round(row["fwd_bwd_s"] / baseline[device], 2)
-            print(json.dumps(row), flush=True)
+            rows = {}
+            for checkpointing in modes:
+                cmd = [sys.executable, "-m", "benchmarks.denoiser_cost", "--one", "--models", name]
+                cmd += ["--devices", device, "--reps", str(args.reps)]
+                cmd += ["--budget-s", str(args.budget_s)]
+                cmd += ["--checkpointing", "on" if checkpointing else "off"]
+                cmd += ["--shape", *map(str, args.shape)] if args.shape else []
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+                if done.returncode:
+                    error = {"model": name, "device": device, "error": done.stderr[-500:]}
+                    print(json.dumps(error), flush=True)
+                    continue
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                if name == "dncnn" and not checkpointing:
+                    baseline[device] = row["fwd_bwd_s"]
+                if device in baseline:
+                    row["time_ratio_vs_dncnn"] = round(row["fwd_bwd_s"] / baseline[device], 2)
+                if checkpointing and False in rows:
+                    off = rows[False]
+                    row["ckpt_step_mem_ratio"] = round(row["step_mem_mb"] / off["step_mem_mb"], 4)
+                    row["ckpt_time_ratio"] = round(row["fwd_bwd_s"] / off["fwd_bwd_s"], 4)
+                rows[checkpointing] = row
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

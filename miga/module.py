@@ -37,9 +37,9 @@ class AttackModule(L.LightningModule):
         compile_models: bool = False,
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
-        on CPU with oneDNN and on GPU tensor cores; same numbers up to float rounding).
+        on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
         `compile_models` runs the denoiser and the task model through `torch.compile` (compiled
-        on the first batch; benchmarks/README.md says what each buys where)."""
+        on the first batch). benchmarks/README.md says what each buys where."""
         super().__init__()
         self.denoiser = denoiser
         self.task_model = task_model
