@@ -89,8 +89,6 @@ OPTIONS: dict[str, Any] = {
 #: Full-size denoisers measured by `full=true` (random weights where no checkpoint is present).
 FULL_SIZE = ("dncnn", "restormer", "nafnet", "swinir")
 STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
-#: The image-shaped fields of `AttackInputs` (a memory-layout change converts these).
-IMAGE_FIELDS = ("clean", "noisy", "denoised")
 
 
 _T0 = time.perf_counter()
@@ -168,29 +166,16 @@ def build(cfg, device: torch.device):
 
 
 def first_batch(cfg, module, device: torch.device):
-    """AttackInputs of the first `dataset.batch_size` items (cycling if the dataset is short)."""
+    """AttackInputs of the first `dataset.batch_size` items (cycling if the dataset is short),
+    made by the module's own `attack_inputs` as in `predict_step`."""
     from hydra.utils import instantiate
     from torch.utils.data import default_collate
-
-    from miga.attacks.state import AttackInputs
 
     dataset = instantiate(cfg.dataset).dataset
     size = int(cfg.dataset.batch_size)
     batch = default_collate([dataset[i % len(dataset)] for i in range(size)])
     batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-    clean, index = batch["image"], batch["index"]
-    noisy = module.noise(clean, index, module.seed)
-    with torch.no_grad():
-        denoised = module.victim.evaluate(noisy, index, module.seed)
-    return AttackInputs(
-        clean=clean,
-        noisy=noisy,
-        denoised=denoised,
-        index=index,
-        label=batch.get("label"),
-        reference=batch.get("reference"),
-        seed=module.seed,
-    )
+    return module.attack_inputs(batch)
 
 
 class Composite(nn.Module):
@@ -583,12 +568,9 @@ def layout_and_compile(overrides, module, inputs, opts, device) -> dict[str, Any
         switches.append(("compile", "speed.compile=true"))
     steps = opts["steps"]
     for name, override in switches:
-        other = build(compose(overrides + [override], opts), device)
-        layout = other.memory_format  # the layout its predict_step gives every batch
-        moved = replace(
-            inputs,
-            **{k: getattr(inputs, k).contiguous(memory_format=layout) for k in IMAGE_FIELDS},
-        )
+        cfg = compose(overrides + [override], opts)
+        other = build(cfg, device)
+        moved = first_batch(cfg, other, device)  # in the layout its predict_step gives batches
         log(f"{override}: first call" + (" (compiling)" if name == "compile" else ""))
         first = time.perf_counter()
         run_attack(other.attack, moved, other.victim, 1)

@@ -68,13 +68,14 @@ class AttackModule(L.LightningModule):
         `torch.compile` wraps the same modules, so device moves reach them)."""
         return self._compiled or Victim(self.denoiser, self.task_model, self.defense)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def attack_inputs(self, batch: dict[str, Any]) -> AttackInputs:
+        """What the attack of one batch starts from: the batch in the module's memory layout,
+        its noisy version x_n and D(x_n), computed once and without gradients."""
         clean, index = batch["image"].contiguous(memory_format=self.memory_format), batch["index"]
         noisy = self.noise(clean, index, self.seed)
-        victim = self.victim
         with torch.no_grad():
-            denoised = victim.evaluate(noisy, index, self.seed)
-        inputs = AttackInputs(
+            denoised = self.victim.evaluate(noisy, index, self.seed)
+        return AttackInputs(
             clean=clean,
             noisy=noisy,
             denoised=denoised,
@@ -83,15 +84,19 @@ class AttackModule(L.LightningModule):
             reference=batch.get("reference"),
             seed=self.seed,
         )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        inputs = self.attack_inputs(batch)
+        victim = self.victim
         with torch.enable_grad():
             result = self.attack(inputs, victim)
-        perturbed = noisy + result.delta
+        perturbed = inputs.noisy + result.delta
         with torch.no_grad():
-            attacked = victim.evaluate(perturbed, index, self.seed)
+            attacked = victim.evaluate(perturbed, inputs.index, self.seed)
             outcome = Outcome(
-                clean=clean,
-                noisy=noisy,
-                denoised=denoised,
+                clean=inputs.clean,
+                noisy=inputs.noisy,
+                denoised=inputs.denoised,
                 perturbed=perturbed,
                 attacked=attacked,
                 delta=result.delta,
@@ -103,7 +108,7 @@ class AttackModule(L.LightningModule):
             columns = {}
             for scorer in self.scorers:
                 columns.update(scorer(outcome))
-        return {"id": index, "columns": columns, "images": self._images_to_send(outcome)}
+        return {"id": inputs.index, "columns": columns, "images": self._images_to_send(outcome)}
 
     def _images_to_send(self, outcome: Outcome) -> dict[str, torch.Tensor]:
         """Only the first `grid_images` samples of the cell carry images to the callbacks."""
