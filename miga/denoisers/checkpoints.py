@@ -96,9 +96,7 @@ def state_dict_mismatch(
     ]
     if not (missing or unexpected or mismatched):
         return None
-    return (
-        f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]}"
-    )
+    return f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]}"
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
