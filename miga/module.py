@@ -2,12 +2,18 @@
 
 noise → denoise (reference output) → attack → denoise the perturbed input → score. Models are
 frozen; gradients exist only inside the attack (`torch.enable_grad()`, because Lightning runs
-predict under `no_grad` even with `inference_mode=False`, DESIGN.md §4b).
+predict under `no_grad` even with `inference_mode=False`, docs/architecture.md §6).
+
+Precision: Lightning's `precision=bf16-mixed` runs the whole `predict_step` under autocast.
+Only the attack's own forward/backward may run in reduced precision; D(x_n), D(x_n+δ), the task
+model's predictions and every scorer run in float32 with autocast off (`full_precision`), so
+rows and summaries mean the same whatever `trainer.precision` says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -18,6 +24,13 @@ from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
 from miga.metrics.scorers import Outcome, Scorer
+
+
+@contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """Autocast off (float32 kernels) and no gradients: how every scored tensor is computed."""
+    with torch.autocast(device_type=device.type, enabled=False), torch.no_grad():
+        yield
 
 
 class AttackModule(L.LightningModule):
@@ -72,9 +85,10 @@ class AttackModule(L.LightningModule):
         """What the attack of one batch starts from: the batch in the module's memory layout,
         its noisy version x_n and D(x_n), computed once and without gradients."""
         clean, index = batch["image"].contiguous(memory_format=self.memory_format), batch["index"]
-        noisy = self.noise(clean, index, self.seed)
-        with torch.no_grad():
-            denoised = self.victim.evaluate(noisy, index, self.seed)
+        clean = clean.float()
+        with full_precision(clean.device):
+            noisy = self.noise(clean, index, self.seed)
+            denoised = self.victim.evaluate(noisy, index, self.seed).float()
         return AttackInputs(
             clean=clean,
             noisy=noisy,
@@ -90,16 +104,16 @@ class AttackModule(L.LightningModule):
         victim = self.victim
         with torch.enable_grad():
             result = self.attack(inputs, victim)
-        perturbed = inputs.noisy + result.delta
-        with torch.no_grad():
-            attacked = victim.evaluate(perturbed, inputs.index, self.seed)
+        perturbed = inputs.noisy + result.delta.float()
+        with full_precision(perturbed.device):
+            attacked = victim.evaluate(perturbed, inputs.index, self.seed).float()
             outcome = Outcome(
                 clean=inputs.clean,
                 noisy=inputs.noisy,
                 denoised=inputs.denoised,
                 perturbed=perturbed,
                 attacked=attacked,
-                delta=result.delta,
+                delta=result.delta.float(),
                 result=result,
                 label=inputs.label,
                 reference=inputs.reference,

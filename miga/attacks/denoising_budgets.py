@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from miga.attacks.budgets import Budget, L2Ball, LinfBall
+from miga.attacks.budgets import Budget, L2Ball, LinfBall, image_box
 from miga.utils.seeding import per_sample_rand, per_sample_randn
 
 
@@ -123,7 +123,7 @@ class ZeroMeanL2Ball(CircumscribedL2Ball):
         return None
 
     def project(self, delta: Tensor, noisy: Tensor) -> Tensor:
-        low, high = -noisy, 1.0 - noisy
+        low, high = image_box(noisy)
         cap = self.value_cap()
         if cap is not None:
             low, high = low.clamp(min=-cap), high.clamp(max=cap)
