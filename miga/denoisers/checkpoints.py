@@ -25,8 +25,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or of another architecture/variant."""
 
 
-def unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    """Return the bare state dict inside an official container, with `module.` stripped."""
+def unwrap_state_dict(
+    obj: object, path: Path, weight_key: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Return the bare state dict inside an official container, with `module.` stripped.
+
+    `weight_key` names the entry the official test loader reads (Restormer, NAFNet and SwinIR's
+    colour-denoising scripts read `params`, not `params_ema`); without it the first of
+    `WRAPPER_KEYS` found is taken. A bare state dict is accepted either way.
+    """
+    if weight_key is not None and isinstance(obj, dict) and not _is_state_dict(obj):
+        if weight_key not in obj:
+            raise CheckpointError(
+                f"{path}: no '{weight_key}' entry (the denoiser config's `weight_key`); "
+                f"top-level keys are {sorted(obj)[:8]}"
+            )
+        obj = obj[weight_key]
     while isinstance(obj, dict) and not _is_state_dict(obj):
         key = next((k for k in WRAPPER_KEYS if k in obj), None)
         if key is None:
@@ -44,8 +58,8 @@ def _is_state_dict(obj: dict) -> bool:
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file safely (`weights_only=True`) and unwrap it."""
+def read_checkpoint(path: str | Path, weight_key: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (`weights_only=True`) and unwrap it (`unwrap_state_dict`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -56,10 +70,12 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated/corrupt files
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({err})") from err
-    return unwrap_state_dict(obj, path)
+    return unwrap_state_dict(obj, path, weight_key)
 
 
-def load_checkpoint(model: nn.Module, path: str | Path | None, variant: str) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path: str | Path | None, variant: str, weight_key: str | None = None
+) -> nn.Module:
     """Load `path` into `model` strictly; `None` keeps random weights with a warning.
 
     `variant` names what the config expects (e.g. "Restormer σ=50 colour") so that a wrong file
@@ -70,7 +86,7 @@ def load_checkpoint(model: nn.Module, path: str | Path | None, variant: str) -> 
             return model  # weight-free (classical) model: nothing to load
         warnings.warn(f"{variant}: checkpoint=null, using RANDOM weights", stacklevel=2)
         return model
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, weight_key)
     expected = model.state_dict()
     mismatch = state_dict_mismatch(state, expected)
     if mismatch:

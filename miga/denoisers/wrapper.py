@@ -1,6 +1,6 @@
 """The one wrapper every denoiser runs behind.
 
-Between modules images are [0,1] RGB NCHW (DESIGN.md §4); this wrapper owns what each
+Between modules images are [0,1] RGB NCHW (docs/architecture.md §4); this wrapper owns what each
 architecture needs around its forward pass: padding to the multiple it requires and cropping
 back, optional tiling for large images, switching per-block activation checkpointing on the
 architecture (`miga.denoisers.checkpointing`), clamping to [0,1] as the official test scripts
@@ -28,8 +28,13 @@ class Denoiser(nn.Module):
         checkpoint: official weight file, loaded strictly; `None` = random weights (warns).
         variant: human name of the expected checkpoint, used in error messages.
         pad_multiple: H and W are padded up to a multiple of this before `net` and cropped after.
-        pad_mode: `reflect` as the official test scripts (falls back to `replicate` for images
-            smaller than the pad, where reflection is undefined).
+        pad_mode: how the official test script pads: `reflect` (Restormer), `symmetric` (the
+            mirror with the edge repeated, SwinIR's `cat([x, flip(x)])`), or any `F.pad` mode;
+            falls back to `replicate` for images smaller than the pad.
+        pad_always: pad to the *next* multiple even when H or W is one already, as SwinIR's
+            official script does ((h//8+1)·8: 64 → 72).
+        weight_key: the container entry the official loader reads (`params`), see
+            `miga.denoisers.checkpoints.unwrap_state_dict`.
         tile: if set, images larger than `tile` are processed in overlapping tiles of this size.
         tile_overlap: overlap between neighbouring tiles, averaged in the result.
         clamp: clamp the output to [0,1] (the official scripts do).
@@ -48,6 +53,8 @@ class Denoiser(nn.Module):
         variant: str = "",
         pad_multiple: int = 1,
         pad_mode: str = "reflect",
+        pad_always: bool = False,
+        weight_key: str | None = None,
         tile: int | None = None,
         tile_overlap: int = 32,
         clamp: bool = True,
@@ -57,9 +64,10 @@ class Denoiser(nn.Module):
         super().__init__()
         self.variant = variant or type(net).__name__
         self.checkpoint_path = None if checkpoint is None else str(checkpoint)
-        self.net = load_checkpoint(net, checkpoint, self.variant)
+        self.net = load_checkpoint(net, checkpoint, self.variant, weight_key)
         self.pad_multiple = pad_multiple
         self.pad_mode = pad_mode
+        self.pad_always = pad_always
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.clamp = clamp
@@ -95,10 +103,12 @@ class Denoiser(nn.Module):
 
     def _padded(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
+        m = self.pad_multiple
+        ph, pw = (
+            ((h // m + 1) * m - h, (w // m + 1) * m - w) if self.pad_always else (-h % m, -w % m)
+        )
         if ph or pw:
-            mode = self.pad_mode if (ph < h and pw < w) else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+            x = pad_bottom_right(x, ph, pw, self.pad_mode if (ph < h and pw < w) else "replicate")
         return self.net(x)[..., :h, :w]
 
     def _tiled(self, x: Tensor) -> Tensor:
@@ -118,6 +128,16 @@ class Denoiser(nn.Module):
                     ..., row0 - top : row1 - top, col0 - left : col1 - left
                 ]
         return out
+
+
+def pad_bottom_right(x: Tensor, ph: int, pw: int, mode: str) -> Tensor:
+    """Pad H by `ph` and W by `pw` at the bottom/right; `symmetric` mirrors with the edge
+    repeated (x, then x flipped), which `F.pad` does not offer."""
+    if mode != "symmetric":
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+    h, w = x.shape[-2:]
+    x = torch.cat([x, x.flip(-2)[..., :ph, :]], dim=-2)
+    return torch.cat([x, x.flip(-1)[..., :pw]], dim=-1)[..., : h + ph, : w + pw]
 
 
 def _tile_spans(length: int, size: int, stride: int) -> list[tuple[int, int, int]]:
