@@ -24,6 +24,9 @@ demo: $(STAMP)  ## the embedded default cell: python -m miga.run
 	$(BIN)/python -m miga.run
 
 test: $(STAMP)  ## the whole test suite (CPU only, no network)
+	@# torchattacks is the reference the I-FGSM/PGD equality tests compare with (`bench` extra,
+	@# without its dependencies: it pins an old requests)
+	$(BIN)/python -c "import torchattacks" 2>/dev/null || $(BIN)/pip install --quiet --no-deps 'torchattacks==3.5.1'
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
