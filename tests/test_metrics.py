@@ -34,6 +34,35 @@ def test_ssim_is_one_for_identical_and_lower_for_noisy() -> None:
     assert (ssim(noisy, image) < 0.9).all()
 
 
+def test_ssim_matches_scikit_image_with_the_same_gaussian_window() -> None:
+    """An independent SSIM: scikit-image's, Gaussian window σ 1.5 (11 taps), population
+    covariance, data range 1, on a small pair of natural-ish images. Our SSIM averages the map
+    over the whole image with the borders reflect-padded (torchmetrics' definition), where
+    scikit-image averages only the interior: so scikit-image runs on the reflect-padded pair and
+    its map is averaged over the original pixels, whose windows lie inside the padded images."""
+    from skimage.metrics import structural_similarity
+
+    gen = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=gen), 3, 1, 1)
+    target = base[0, :, :32, :32]
+    pred = (target + 0.08 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
+    ours = ssim(pred[None], target[None]).item()
+    pad = lambda t: torch.nn.functional.pad(t[None], (5, 5, 5, 5), mode="reflect")[0]  # noqa: E731
+    _, full_map = structural_similarity(
+        pad(pred).double().numpy(),
+        pad(target).double().numpy(),
+        data_range=1.0,
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
+    reference = float(full_map[:, 5:-5, 5:-5].mean())
+    assert 0.2 < reference < 0.95  # a pair where SSIM says something
+    assert ours == pytest.approx(reference, abs=1e-4)
+
+
 def test_perturbation_size_by_hand() -> None:
     delta = torch.zeros(1, 3, 2, 2)
     delta[0, 0, 0, 0], delta[0, 1, 1, 1] = 0.3, -0.4
@@ -68,6 +97,22 @@ def test_success_counts_only_images_the_denoiser_kept_right() -> None:
     assert columns["success"][:2].tolist() == [1.0, 0.0] and math.isnan(columns["success"][2])
     # sample 0 flipped with PSNR(attacked, denoised) = 0 dB: not stealthy
     assert columns["stealth_success"][:2].tolist() == [0.0, 0.0]
+
+
+def test_a_flip_invisible_in_the_output_is_a_stealth_success() -> None:
+    """Mean 0.499 → 0.501 flips `_FixedLogits` at PSNR(attacked, denoised) = 54 dB ≥ 30 dB;
+    the same flip at 0.499 → 0.60 (PSNR 19.9 dB) is a success but not a stealthy one."""
+    image = torch.full((2, 3, 4, 4), 0.499)
+    outcome = _outcome(
+        clean=image,
+        denoised=image,
+        attacked=torch.stack([torch.full((3, 4, 4), 0.501), torch.full((3, 4, 4), 0.60)]),
+        label=torch.tensor([0, 0]),
+        task_model=_FixedLogits(),
+    )
+    columns = Classification(stealth_psnr_db=30.0)(outcome)
+    assert columns["success"].tolist() == [1.0, 1.0]
+    assert columns["stealth_success"].tolist() == [1.0, 0.0]
 
 
 def test_summary_reduces_rows_as_documented() -> None:
