@@ -144,27 +144,47 @@ def test_module_evaluates_through_the_real_defense(demo_models, demo_batch) -> N
     assert not torch.allclose(expected, undefended)
 
 
-def test_adaptive_and_non_adaptive_attacks_differ(demo_models, demo_batch) -> None:
-    """Through a 4-bit defence: the adaptive attack optimises through BPDA, the other does not."""
+DEFENCES = {
+    "bit_depth": lambda adaptive: BitDepth(bits=4, adaptive=adaptive),
+    "gaussian_blur": lambda adaptive: GaussianBlur(5, 1.0, adaptive=adaptive),
+    "jpeg": lambda adaptive: JPEG(quality=30, adaptive=adaptive),
+    "median": lambda adaptive: MedianFilter(3, adaptive=adaptive),
+}
+
+
+def test_adaptive_attack_is_at_least_as_strong_as_the_non_adaptive_one(demo_models) -> None:
+    """Same images, same budget, evaluated through the real defence: the attack that
+    optimises through the defence (BPDA / differentiable form) leaves no higher accuracy and no
+    lower true-label cross-entropy than the one that ignores it, on every defence, and is
+    strictly stronger on at least one (measured: on all four at ε = 2/255, 3 steps)."""
+    from miga.data.demo_photos import DemoPhotos
+
     denoiser, classifier = demo_models
-    clean, labels, index = (t[:3] for t in demo_batch)
+    photos = DemoPhotos(size=64)
+    items = [photos[i] for i in range(6)]
+    clean = torch.stack([item["image"] for item in items])
+    labels, index = torch.tensor([item["label"] for item in items]), torch.arange(6)
     noisy = GaussianNoise(25.0)(clean, index, 0)
-    evaluation = Victim(denoiser, classifier, BitDepth(bits=4))
-    with torch.no_grad():
-        denoised = evaluation.evaluate(noisy, index)
-    inputs = AttackInputs(clean, noisy, denoised, index, label=labels)
+    eps = 2 / 255
     attack = IFGSM(
-        steps=2, optimizer=partial(SignGradientDescent, lr=EPS / 2), budget=LinfBall(EPS)
+        steps=3, optimizer=partial(SignGradientDescent, lr=eps / 2), budget=LinfBall(eps)
     )
-    deltas, accuracy = {}, {}
-    for adaptive in (True, False):
-        victim = Victim(denoiser, classifier, BitDepth(bits=4, adaptive=adaptive))
-        with torch.enable_grad():
-            deltas[adaptive] = attack(inputs, victim).delta
+    stronger = []
+    for name, make in DEFENCES.items():
+        evaluation = Victim(denoiser, classifier, make(True))
         with torch.no_grad():
-            attacked = evaluation.evaluate(noisy + deltas[adaptive], index)
-            accuracy[adaptive] = float((classifier(attacked).argmax(1) == labels).float().mean())
-    assert not torch.allclose(deltas[True], deltas[False])
-    assert deltas[True].abs().max() <= EPS + 1e-6 and deltas[False].abs().max() <= EPS + 1e-6
-    acc_denoised = float((classifier(denoised).argmax(1) == labels).float().mean())
-    assert accuracy[True] <= acc_denoised  # the adaptive attack still works through the defence
+            denoised = evaluation.evaluate(noisy, index)
+        inputs = AttackInputs(clean, noisy, denoised, index, label=labels)
+        accuracy, loss = {}, {}
+        for adaptive in (True, False):
+            with torch.enable_grad():
+                delta = attack(inputs, Victim(denoiser, classifier, make(adaptive))).delta
+            assert delta.abs().max() <= eps + 1e-6
+            with torch.no_grad():
+                logits = classifier(evaluation.evaluate(noisy + delta, index))
+            accuracy[adaptive] = float((logits.argmax(1) == labels).float().mean())
+            loss[adaptive] = float(torch.nn.functional.cross_entropy(logits, labels))
+        assert accuracy[True] <= accuracy[False], name
+        assert loss[True] >= loss[False], name
+        stronger.append(accuracy[True] < accuracy[False])
+    assert any(stronger)
