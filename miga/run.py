@@ -103,7 +103,9 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
 
 
 def refuse_multi_device_in_multirun(cfg: DictConfig) -> None:
-    """DDP inside `-m` relaunches the whole sweep in every child (DESIGN.md §4b): refuse it."""
+    """DDP inside `-m` relaunches the whole sweep in every child: refuse it.
+
+    See docs/architecture.md §6."""
     devices = cfg.trainer.get("devices", 1)
     several = (
         devices == -1

@@ -2,7 +2,7 @@
 
 No official weight file is available offline, so the contract is checked from both ends:
 - full-size models built from the shipped configs (on the meta device: no memory, no time)
-  have exactly the official key count, parameter count and buffers (checkpoints.md);
+  have exactly the official key count, parameter count and buffers (docs/checkpoints.md);
 - small models saved in each release's container format load back strictly through
   `Denoiser(checkpoint=...)` and give bit-identical outputs, at odd image sizes;
 - wrong, truncated and missing files fail with a `CheckpointError` a researcher can act on.
@@ -35,12 +35,12 @@ ODD = (37, 53)  # neither a multiple of 8 nor of 16
 
 
 def _dncnn_params(in_nc: int, nc: int, nb: int) -> int:
-    """checkpoints.md's closed form: first conv, nb−2 middle convs, last conv (all with bias)."""
+    """docs/checkpoints.md's closed form: first conv, nb−2 middle convs, last conv (biased)."""
     return (in_nc * nc * 9 + nc) + (nb - 2) * (nc * nc * 9 + nc) + (nc * in_nc * 9 + in_nc)
 
 
 # config name → (state-dict keys, parameters, state-dict buffers, checkpoint file name).
-# Official figures (checkpoints.md): Restormer 406 keys / 26,112 k; NAFNet-w64 664 keys /
+# Official figures (docs/checkpoints.md): Restormer 406 keys / 26,112 k; NAFNet-w64 664 keys /
 # 115.98 M; SwinIR 544 keys incl. 54 buffers / 11.504 M; DnCNN colour blind 40 keys / 668,227.
 FULL_SIZE = {
     "restormer": (406, 26_111_668, 0, "gaussian_color_denoising_sigma50.pth"),

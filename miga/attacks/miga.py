@@ -5,7 +5,7 @@
 
 L_mi comes from the configured MI estimator: the downstream cross-entropy when the task is
 known (`mi_estimator=ce`), a frozen neural critic against a reference image when it is not
-(`mi_estimator=mine`). Defaults follow the authors' code (DESIGN.md §2).
+(`mi_estimator=mine`). Defaults follow the authors' code (docs/architecture.md §2).
 """
 
 from __future__ import annotations

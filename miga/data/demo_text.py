@@ -4,7 +4,7 @@ Nothing ships as an image and nothing is downloaded: each item is rendered on th
 Pillow's built-in scalable font (`ImageFont.load_default(size=…)`, Pillow ≥ 10.1), black on
 white. The `reference` is the same sentence with one word changed by one or two characters, the
 way a document is tampered with (a digit, a name, a letter), so that D(x_n+δ) pulled towards the
-reference reads differently while staying pixel-close to the original (DESIGN.md §3, text
+reference reads differently while staying pixel-close to the original (docs/architecture.md §3, text
 tampering). Clean renders read back through Tesseract with ROUGE-L 1.0 (64×256, font size 22).
 """
 

@@ -47,7 +47,7 @@ from miga.data.images import (
 
 log = logging.getLogger(__name__)
 
-#: ImageNet-10 (DESIGN.md §3): labels 0–9 in this order.
+#: ImageNet-10 (docs/architecture.md §3): labels 0–9 in this order.
 IMAGENET10 = (
     "n02056570",  # king penguin
     "n02085936",  # Maltese dog

@@ -1,4 +1,6 @@
-"""(image, semantically altered reference) pairs: the unknown-task datasets (DESIGN.md §3).
+"""(image, semantically altered reference) pairs: the unknown-task datasets.
+
+See docs/architecture.md §3.
 
 One on-disk format for the four sets (text tampering, style transfer, object replacement,
 image editing), in either of two layouts:

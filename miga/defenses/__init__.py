@@ -1,4 +1,4 @@
-"""Input transforms placed before the denoiser (DESIGN.md §3), one file per defence.
+"""Input transforms placed before the denoiser (docs/architecture.md §3), one file per defence.
 
 Each is a `Defense`: `forward` is the real transform used at evaluation, `attack_forward` the
 path an attack differentiates through (the differentiable or BPDA form when the attack is

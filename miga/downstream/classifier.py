@@ -1,7 +1,7 @@
 """Image classifiers as downstream task models.
 
 Every downstream model takes [0,1] RGB NCHW and owns its normalisation and input size
-(DESIGN.md §4): the attack and the metrics never need to know what a model expects.
+(docs/architecture.md §4): the attack and the metrics never need to know what a model expects.
 """
 
 from __future__ import annotations

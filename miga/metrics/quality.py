@@ -1,7 +1,7 @@
 """Per-image image-quality metrics (torchmetrics' functional forms, never batch-pooled).
 
 torchmetrics' PSNR pools squared error over the whole batch by default; every function here
-returns one value per image (DESIGN.md §4b), with a fixed data range of 1.0.
+returns one value per image (docs/architecture.md §6), with a fixed data range of 1.0.
 """
 
 from __future__ import annotations

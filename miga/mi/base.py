@@ -3,8 +3,8 @@
 An estimator is used three ways: to *measure* I(a; b) on a batch (`estimate`), to *train* its
 critic (`training_loss`, minimised by `miga.train_critic`), and as the MI term of an attack
 (`attack_loss`, per-sample, minimised over δ). `bound` says which side of the true MI the
-estimate lies on: minimising a lower bound does not prove MI fell (DESIGN.md §4b), so reports
-pair a lower-bound attack with an upper-bound or held-out estimate.
+estimate lies on: minimising a lower bound does not prove MI fell (docs/architecture.md §6),
+so reports pair a lower-bound attack with an upper-bound or held-out estimate.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ chunks); separable critics T(a, b) = g(a)·h(b) by one matrix product.
 
 - `MLPCritic`: concatenation MLP for vectors (any trailing shape is flattened).
 - `SeparableCritic`: g(a)·h(b) with two MLPs.
-- `ConvPairCritic`: the MIGA authors' image critic (DESIGN.md §2).
+- `ConvPairCritic`: the MIGA authors' image critic (docs/architecture.md §2).
 - `FeatureSeparableCritic`: separable critic on the frozen features of an image backbone.
 - `GaussianConditional`, `ConvGaussianConditional`: variational q(b | a) networks for CLUB; their
   score is the log-density log q(b | a).
@@ -133,7 +133,7 @@ class _ImageNormalize(nn.Module):
 
 
 class ConvPairCritic(Critic):
-    """The MIGA authors' image critic T(a, b) (DESIGN.md §2).
+    """The MIGA authors' image critic T(a, b) (docs/architecture.md §2).
 
     a and b (N×3×H×W in [0,1], sizes may differ) are each resized to `size`×`size` (bilinear)
     and ImageNet-normalised, concatenated along channels (a first: 6 channels), passed through

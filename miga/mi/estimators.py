@@ -3,7 +3,7 @@
 All share `CriticEstimator`: a `critic` T(a, b), an optional critic `checkpoint` loaded strictly
 and then frozen (`requires_grad_(False)`, kept in eval(): the authors' critic has BatchNorm), and
 the MIGA unknown-task attack term `attack_loss(state) = −T(D(x_n+δ), x_ref)` per sample, which
-pulls the denoised output towards the reference image (DESIGN.md §2).
+pulls the denoised output towards the reference image (docs/architecture.md §2).
 
 Bounds (nats; a = first argument, b = second; B = batch size):
 

@@ -2,7 +2,7 @@
 
 Noise and random starts are drawn from a generator seeded by (seed, stream, dataset index), not
 from the global RNG, so a sample's numbers do not depend on batch size, world size, data order
-or on whether the run was resumed (DESIGN.md §4b).
+or on whether the run was resumed (docs/architecture.md §6).
 """
 
 from __future__ import annotations

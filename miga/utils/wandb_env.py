@@ -1,8 +1,8 @@
 """Keep W&B hermetic: its files under the run directory, its run finished per cell.
 
 `WandbLogger(offline=True)` would set WANDB_MODE for the whole process, and tables with images
-are staged under the user's home unless WANDB_DATA_DIR is set (DESIGN.md §4b): so every W&B
-directory points into the run directory, and the mode is passed as `mode=`.
+are staged under the user's home unless WANDB_DATA_DIR is set (docs/architecture.md §6): so
+every W&B directory points into the run directory, and the mode is passed as `mode=`.
 """
 
 from __future__ import annotations
