@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from miga.callbacks.fault import write_or_die
 from miga.metrics.summary import summarize
 
 SAMPLES_FILE = "samples.csv"
@@ -41,7 +42,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", newline="") as handle:
-            handle.write(text)
+            write_or_die(handle, text, path.name)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

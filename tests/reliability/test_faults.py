@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from miga.callbacks.fault import FAULT_VARIABLE
+from miga.callbacks.fault import FAULT_VARIABLE, WRITE_FAULT_VARIABLE
 from miga.callbacks.results_writer import ResultsWriteError, atomic_write_text, read_rows
 from tests.conftest import REPO
 
@@ -145,6 +145,24 @@ def test_sigkill_mid_cell_then_rerun_completes_without_duplicates(tmp_path) -> N
     assert _rows(tmp_path) == [0, 1, 2, 3]
     assert all((tmp_path / "rows" / name).read_bytes() == data for name, data in before.items())
     assert [r["id"] for r in read_rows(tmp_path / "samples.csv")] == [0, 1, 2, 3]
+
+
+def test_kill_while_a_part_file_is_written_then_rerun_completes(tmp_path) -> None:
+    """The process dies half-way through writing batch 2's part file (after fsync, before the
+    rename): the half-written file is never read as rows, and the re-run recomputes exactly the
+    missing batches and ends with complete, unique rows."""
+    killed = miga(tmp_path, *TINY, env={WRITE_FAULT_VARIABLE: "rank0-00000002.csv"})
+    assert killed.returncode == 137
+    assert _rows(tmp_path) == [0, 1]
+    leftovers = [p for p in (tmp_path / "rows").iterdir() if not p.name.endswith(".csv")]
+    assert leftovers and leftovers[0].read_text().startswith("id,")  # the torn write is there
+    before = {p.name: p.read_bytes() for p in (tmp_path / "rows").glob("*.csv")}
+    assert miga(tmp_path, *TINY).returncode == 0
+    assert _rows(tmp_path) == [0, 1, 2, 3]
+    assert all((tmp_path / "rows" / name).read_bytes() == data for name, data in before.items())
+    ids = [r["id"] for r in read_rows(tmp_path / "samples.csv")]
+    assert ids == [0, 1, 2, 3]
+    assert json.loads((tmp_path / "summary.json").read_text())["n_images"] == 4
 
 
 def _start(run_dir: Path, *args: str) -> subprocess.Popen:
