@@ -127,7 +127,38 @@ def markdown_table(metric: str, rows, columns, values) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def heatmap(path: Path, title: str, rows, columns, values) -> None:  # noqa: ANN001
+# What each plot must say about its metric: a readable name with units, which way is better,
+# and a fixed colour range for rates so that two heat-maps compare by eye.
+METRIC_SPECS: dict[str, tuple[str, str, tuple[float, float] | None]] = {
+    "acc_denoised": ("accuracy on D(x_n)", "higher is better for the defender", (0.0, 1.0)),
+    "acc_attacked": ("accuracy on D(x_adv)", "lower = stronger attack", (0.0, 1.0)),
+    "success_rate": ("attack success rate", "higher = stronger attack", (0.0, 1.0)),
+    "stealth_success_rate": ("stealthy success rate", "higher = stronger attack", (0.0, 1.0)),
+    "psnr_denoised": ("PSNR of D(x_n) [dB]", "higher is better", None),
+    "psnr_attacked": ("PSNR of D(x_adv) [dB]", "higher = more stealthy", None),
+    "ssim_attacked": ("SSIM of D(x_adv)", "higher = more stealthy", (0.0, 1.0)),
+    "linf_max": ("max L-inf perturbation", "lower = smaller perturbation", None),
+}
+
+
+def colour_range(metric: str, finite: Sequence[float]) -> tuple[float, float]:
+    """Fixed [0, 1] for rates; the data's range otherwise, widened only for a constant field."""
+    spec = METRIC_SPECS.get(metric)
+    if spec is not None and spec[2] is not None:
+        return spec[2]
+    if not finite:
+        return 0.0, 1.0
+    low, high = min(finite), max(finite)
+    if low == high:  # a constant field: one colour, a scale a tenth of the value wide, not ±0.1
+        pad = abs(low) * 0.05 or 0.5
+        return low - pad, high + pad
+    return low, high
+
+
+def heatmap(path: Path, title: str, rows, columns, values, metric: str = "") -> None:  # noqa: ANN001
+    """One PNG per metric and factor: name, units and direction on the colour bar, title wrapped."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,17 +166,21 @@ def heatmap(path: Path, title: str, rows, columns, values) -> None:  # noqa: ANN
 
     data = [[values.get((r, c)) for c in columns] for r in rows]
     grid = [[float("nan") if v is None else v for v in line] for line in data]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(columns), 1.0 + 0.6 * len(rows)))
-    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    finite = [v for line in grid for v in line if not math.isnan(v)]
+    vmin, vmax = colour_range(metric, finite)
+    name, direction, _ = METRIC_SPECS.get(metric, (metric, "", None))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.3 * len(columns), 1.6 + 0.6 * len(rows)))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
     for i, line in enumerate(data):
         for j, value in enumerate(line):
             ax.text(j, i, _fmt(value), ha="center", va="center", color="w", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax)
+    ax.set_title("\n".join(textwrap.wrap(f"{name} — {title}", 48)), fontsize=9)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label(f"{name}\n({direction})" if direction else name, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -171,7 +206,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])
                 writer.writerows([[r, *[_fmt(values.get((r, c))) for c in columns]] for r in rows])
-            heatmap(out / f"{metric}__{slug}.png", f"{metric} ({label})", rows, columns, values)
+            heatmap(
+                out / f"{metric}__{slug}.png", label, rows, columns, values, metric=metric
+            )
     problems = [
         f"- failed/incomplete: `{c.path}` ({c.rows_done} rows written)"
         for c in cells
