@@ -88,7 +88,7 @@ def load_checkpoint(
         return model
     state = read_checkpoint(path, weight_key)
     expected = model.state_dict()
-    mismatch = state_dict_mismatch(state, expected)
+    mismatch = state_dict_mismatch(state, expected, model=model)
     if mismatch:
         raise CheckpointError(
             f"{path} does not match {variant} ({len(expected)} keys expected, {len(state)} in "
@@ -100,10 +100,18 @@ def load_checkpoint(
 
 
 def state_dict_mismatch(
-    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], owner: str = "model"
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+    owner: str = "model",
+    model: nn.Module | None = None,
 ) -> str | None:
-    """The first missing, unexpected and shape-mismatched keys, or None when `state` fits."""
-    missing = [k for k in expected if k not in state]
+    """The first missing, unexpected and shape-mismatched keys, or None when `state` fits.
+
+    With `model`, keys that `model.load_state_dict(state, strict=True)` fills in itself are not
+    counted as missing, so this pre-check refuses exactly what torch's strict load refuses.
+    """
+    optional = tolerated_missing_keys(model, state) if model is not None else set()
+    missing = [k for k in expected if k not in state and k not in optional]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
         f"{k}: file {tuple(state[k].shape)} vs {owner} {tuple(v.shape)}"
@@ -113,6 +121,23 @@ def state_dict_mismatch(
     if not (missing or unexpected or mismatched):
         return None
     return f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {mismatched[:5]}"
+
+
+def tolerated_missing_keys(model: nn.Module, state: dict[str, torch.Tensor]) -> set[str]:
+    """Keys of `model` that a strict `load_state_dict(state)` does not require.
+
+    Batch-norm layers gained `num_batches_tracked` in torch 0.4.1 (module version 2); for a file
+    written before that (no `_metadata`, or version < 2 for that layer, e.g. FFDNet's released
+    weights) torch's `_BatchNorm._load_from_state_dict` supplies the counter itself.
+    """
+    metadata = getattr(state, "_metadata", None) or {}
+    tolerated = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            version = metadata.get(name, {}).get("version")
+            if version is None or version < 2:
+                tolerated.add(f"{name}.num_batches_tracked" if name else "num_batches_tracked")
+    return tolerated
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -117,7 +117,7 @@ def critic_state_from_file(
     if prefix is None:
         prefix = _find_prefix(state, list(expected), path)
     stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    mismatch = state_dict_mismatch(stripped, expected, owner="critic")
+    mismatch = state_dict_mismatch(stripped, expected, owner="critic", model=critic)
     if mismatch:
         raise CriticCheckpointError(
             f"{path} does not match {type(critic).__name__} (prefix {prefix!r}, "
