@@ -4,8 +4,10 @@
 I-FGSM) and projected onto the budget after every step (rai-toolbox's "perturbation + projected
 optimiser" pattern). Per-sample bookkeeping:
 
-- a sample whose loss turns NaN/Inf is *flagged* and frozen at its last finite δ; the rest of
-  the batch continues (one bad image never poisons a batch);
+- a sample whose loss turns NaN/Inf is *flagged* and frozen at its last finite δ — the δ of the
+  step before, whose loss was finite (δ₀ if the very first loss is non-finite), with `steps`
+  counting the updates that led to it; the rest of the batch continues (one bad image never
+  poisons a batch);
 - an optional stopping rule freezes samples that already reached the goal, and frozen samples
   leave the forward/backward pass, so early stopping saves compute, not just updates.
 """
@@ -121,6 +123,7 @@ class Attack(nn.Module):
             return AttackResult(delta.detach(), steps, flagged, stopped, history)
         optimizer = self.optimizer([delta])
         scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+        previous: Tensor | None = None  # the δ evaluated at the step before (a finite loss)
 
         for step in range(self.steps):
             active = ~(flagged | stopped)
@@ -133,7 +136,12 @@ class Attack(nn.Module):
             loss, _ = self.objective(state)
 
             finite = torch.isfinite(loss).detach()
-            flagged[rows[~finite]] = True
+            bad = rows[~finite]
+            flagged[bad] = True
+            if previous is not None:  # back to the last δ whose loss was finite
+                with torch.no_grad():
+                    delta[bad] = previous[bad]
+                steps[bad] -= 1
             done = self.stopping(state).detach() & finite if self.stopping else None
             if done is not None:
                 stopped[rows[done]] = True
@@ -141,7 +149,7 @@ class Attack(nn.Module):
             if not update.any():
                 continue
 
-            frozen = delta.detach().clone()
+            frozen = previous = delta.detach().clone()
             optimizer.zero_grad(set_to_none=True)
             torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
             self._sanitise_gradient(delta, keep=~(flagged | stopped))
