@@ -415,6 +415,7 @@ UNKNOWN_TASK_ATTACK = (
     "attack.lambda_mi=0.01",
     "attack.steps=1",
     "mi_estimator.checkpoint=null",
+    "mi_estimator.allow_random=true",
 )
 
 

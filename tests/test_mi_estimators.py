@@ -336,3 +336,30 @@ def test_feature_separable_critic_keeps_its_backbone_frozen() -> None:
     assert torch.allclose(matrix.diagonal(), critic(a, b), atol=1e-5)
     critic(a, b).sum().backward()
     assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_attack_through_a_random_critic_needs_allow_random() -> None:
+    from functools import partial
+
+    from miga.attacks.budgets import LinfBall
+    from miga.attacks.miga import MIGA
+
+    adam = partial(torch.optim.Adam, lr=0.01)
+
+    with pytest.raises(CriticCheckpointError, match=r"mi_estimator\.checkpoint.*allow_random"):
+        MIGA(MINE(ConvPairCritic()), steps=1, optimizer=adam, budget=LinfBall(4 / 255))
+    with pytest.raises(CriticCheckpointError, match=r"mi_estimator\.allow_random"):
+        image = torch.rand(2, 3, 32, 32)
+        MINE(ConvPairCritic()).attack_loss(_state(image, image))
+
+    torch.manual_seed(0)
+    estimator = MINE(ConvPairCritic(), allow_random=True)
+    with pytest.warns(UserWarning, match="RANDOM critic"):
+        attack = MIGA(estimator, steps=2, optimizer=adam, budget=LinfBall(4 / 255))
+    assert all(not p.requires_grad for p in estimator.critic.parameters())
+    clean = torch.rand(2, 3, 32, 32)
+    inputs = AttackInputs(clean, clean, clean, torch.arange(2), reference=torch.rand_like(clean))
+    with torch.enable_grad():
+        result = attack(inputs, Victim(denoiser=nn.Identity()))
+    assert result is not None
+    assert all(p.grad is None for p in estimator.critic.parameters())

@@ -26,7 +26,7 @@ class MITerm(LossTerm):
 
     def __init__(self, estimator: MIEstimator) -> None:
         super().__init__()
-        self.estimator = estimator
+        self.estimator = estimator.prepare_for_attack()
 
     def forward(self, state: StepState) -> Tensor:
         return self.estimator.attack_loss(state)

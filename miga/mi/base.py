@@ -36,6 +36,12 @@ class MIEstimator(nn.Module, ABC):
         """Scalar loss whose minimisation tightens the bound (default: −estimate)."""
         return -self.estimate(a, b)
 
+    def prepare_for_attack(self) -> MIEstimator:
+        """Make the estimator safe to attack through: no parameter of it may collect gradients
+        (δ is the only thing an attack optimises). Critic estimators also refuse random weights."""
+        self.requires_grad_(False)
+        return self
+
     def attack_loss(self, state: StepState) -> Tensor:
         """Per-sample (B,) loss an attack minimises to lower the task-relevant MI."""
         raise TypeError(f"{type(self).__name__} cannot be used as an attack's MI term")

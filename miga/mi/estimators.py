@@ -153,6 +153,8 @@ class CriticEstimator(MIEstimator):
     `checkpoint`: a critic state dict (plain, or a Lightning checkpoint's `state_dict` with
     `checkpoint_prefix` stripped, found automatically when None), loaded strictly and then
     frozen. `marginals`: how samples of the product of marginals are drawn (module docstring).
+    `allow_random`: let an attack go through a critic that loaded no checkpoint (frozen at its
+    random initialisation, for smoke tests); without it `prepare_for_attack` raises.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class CriticEstimator(MIEstimator):
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "pairs",
+        allow_random: bool = False,
     ) -> None:
         super().__init__()
         if marginals not in ("pairs", "shuffle"):
@@ -168,7 +171,7 @@ class CriticEstimator(MIEstimator):
         self.critic = critic
         self.marginals = marginals
         self.frozen = False
-        self._warned_unfrozen = False
+        self.allow_random = allow_random
         if checkpoint is not None:
             self.load_critic(checkpoint, prefix=checkpoint_prefix)
 
@@ -186,6 +189,27 @@ class CriticEstimator(MIEstimator):
         self.critic.eval()
         self.frozen = True
         return self
+
+    def prepare_for_attack(self) -> CriticEstimator:
+        """Freeze the critic before an attack goes through it; refuse an untrained one.
+
+        A critic that loaded no checkpoint scores at random, so attacking through it measures
+        nothing: that is an error unless `allow_random` (smoke tests) asks for it explicitly.
+        """
+        if self.frozen:
+            return self
+        if not self.allow_random:
+            raise CriticCheckpointError(
+                f"{type(self).__name__}: the attack needs a trained critic; set "
+                "`mi_estimator.checkpoint=<critic file>` (see `python -m miga.train_critic`), or "
+                "`mi_estimator.allow_random=true` to attack through random weights (smoke tests)"
+            )
+        warnings.warn(
+            f"{type(self).__name__}: attacking through a RANDOM critic "
+            "(mi_estimator.allow_random=true), its scores are untrained",
+            stacklevel=2,
+        )
+        return self.freeze()
 
     def train(self, mode: bool = True) -> CriticEstimator:
         super().train(mode)
@@ -218,13 +242,7 @@ class CriticEstimator(MIEstimator):
                 f"{type(self).__name__}.attack_loss needs reference images "
                 "(an unknown-task dataset of (image, altered reference) pairs)"
             )
-        if not self.frozen and not self._warned_unfrozen:
-            self._warned_unfrozen = True
-            warnings.warn(
-                f"{type(self).__name__}: attacking with a critic that was not loaded from a "
-                "checkpoint (set `checkpoint`), its scores are untrained",
-                stacklevel=2,
-            )
+        self.prepare_for_attack()
         return -self.scores(state.output, reference)
 
 
@@ -249,8 +267,9 @@ class MINE(CriticEstimator):
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "shuffle",
         ema_rate: float | None = 0.01,
+        allow_random: bool = False,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals)
+        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
         if ema_rate is not None and not 0.0 < ema_rate <= 1.0:
             raise ValueError(f"ema_rate must be in (0, 1] or None, got {ema_rate}")
         self.ema_rate = ema_rate
@@ -292,8 +311,9 @@ class MINEf(CriticEstimator):
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "shuffle",
+        allow_random: bool = False,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals)
+        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
 
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         joint, marginal = self.joint_and_marginal(a, b)
@@ -313,8 +333,9 @@ class NWJ(MINEf):
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "pairs",
+        allow_random: bool = False,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals)
+        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
 
 
 class InfoNCE(CriticEstimator):
@@ -344,8 +365,9 @@ class SMILE(CriticEstimator):
         marginals: Marginals = "pairs",
         clip: float | None = 5.0,
         js_gradient: bool = True,
+        allow_random: bool = False,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals)
+        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
         self.clip = clip
         self.js_gradient = js_gradient
 
@@ -389,13 +411,14 @@ class CLUB(CriticEstimator):
         critic: nn.Module,
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
+        allow_random: bool = False,
     ) -> None:
         if not hasattr(critic, "log_prob"):
             raise TypeError(
                 f"CLUB needs a conditional density network q(b|a) with `log_prob` (e.g. "
                 f"miga.mi.critics.GaussianConditional), got {type(critic).__name__}"
             )
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals="pairs")
+        super().__init__(critic, checkpoint, checkpoint_prefix, "pairs", allow_random)
 
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         matrix = self.critic.pair_scores(a, b)
