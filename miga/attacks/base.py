@@ -138,18 +138,27 @@ class Attack(nn.Module):
             finite = torch.isfinite(loss).detach()
             bad = rows[~finite]
             flagged[bad] = True
-            if previous is not None:  # back to the last δ whose loss was finite
-                with torch.no_grad():
-                    delta[bad] = previous[bad]
+            # A sample whose δ gave a non-finite loss goes back to the δ of the step before
+            # (applied with the step's write-back below: δ is in this step's graph).
+            restore = None
+            if previous is not None:
+                restore = torch.zeros(batch, dtype=torch.bool, device=device)
+                restore[bad] = True
                 steps[bad] -= 1
             done = self.stopping(state).detach() & finite if self.stopping else None
             if done is not None:
                 stopped[rows[done]] = True
             update = finite if done is None else finite & ~done
             if not update.any():
+                if restore is not None:
+                    with torch.no_grad():
+                        delta.copy_(torch.where(self._per_sample(restore, delta), previous, delta))
                 continue
 
-            frozen = previous = delta.detach().clone()
+            frozen = delta.detach().clone()
+            if restore is not None:
+                frozen = torch.where(self._per_sample(restore, delta), previous, frozen)
+            previous = frozen
             optimizer.zero_grad(set_to_none=True)
             torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
             self._sanitise_gradient(delta, keep=~(flagged | stopped))
@@ -164,6 +173,11 @@ class Attack(nn.Module):
             if self.on_step is not None:
                 self.on_step(step, {"loss": history[-1], "active": float(update.float().mean())})
         return AttackResult(delta.detach(), steps, flagged, stopped, history)
+
+    @staticmethod
+    def _per_sample(mask: Tensor, like: Tensor) -> Tensor:
+        """A (B,) mask shaped to broadcast over `like`'s per-sample dimensions."""
+        return mask.view(-1, *([1] * (like.dim() - 1)))
 
     @staticmethod
     def _step_state(inputs: AttackInputs, victim: Victim, delta: Tensor) -> StepState:
