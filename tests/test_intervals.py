@@ -8,9 +8,13 @@ from miga.metrics.intervals import Z95, bootstrap_mean, paired_bootstrap_diff, w
 def test_wilson_closed_form_at_extremes():
     n = 14
     lo, hi = wilson(0, n)
-    assert lo == 0.0 and math.isclose(hi, Z95**2 / (n + Z95**2), rel_tol=1e-12)
+    assert math.isclose(lo, 0.0, abs_tol=1e-12) and math.isclose(
+        hi, Z95**2 / (n + Z95**2), rel_tol=1e-12
+    )
     lo, hi = wilson(n, n)
-    assert hi == 1.0 and math.isclose(lo, n / (n + Z95**2), rel_tol=1e-12)
+    assert math.isclose(hi, 1.0, abs_tol=1e-12) and math.isclose(
+        lo, n / (n + Z95**2), rel_tol=1e-12
+    )
 
 
 def test_bootstrap_constant_column_and_identical_pairs():
