@@ -104,7 +104,8 @@ class AttackModule(L.LightningModule):
         victim = self.victim
         with torch.enable_grad():
             result = self.attack(inputs, victim)
-        perturbed = inputs.noisy + result.delta.float()
+        delta = result.delta.float()
+        perturbed = inputs.noisy + delta
         with full_precision(perturbed.device):
             attacked = victim.evaluate(perturbed, inputs.index, self.seed).float()
             outcome = Outcome(
@@ -113,7 +114,7 @@ class AttackModule(L.LightningModule):
                 denoised=inputs.denoised,
                 perturbed=perturbed,
                 attacked=attacked,
-                delta=result.delta.float(),
+                delta=delta,
                 result=result,
                 label=inputs.label,
                 reference=inputs.reference,

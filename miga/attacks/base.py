@@ -138,26 +138,23 @@ class Attack(nn.Module):
             finite = torch.isfinite(loss).detach()
             bad = rows[~finite]
             flagged[bad] = True
-            # A sample whose δ gave a non-finite loss goes back to the δ of the step before
-            # (applied with the step's write-back below: δ is in this step's graph).
-            restore = None
+            # A sample whose δ gave a non-finite loss goes back to the δ of the step before,
+            # through the step's write-back below (δ itself is in this step's graph).
             if previous is not None:
-                restore = torch.zeros(batch, dtype=torch.bool, device=device)
-                restore[bad] = True
                 steps[bad] -= 1
             done = self.stopping(state).detach() & finite if self.stopping else None
             if done is not None:
                 stopped[rows[done]] = True
             update = finite if done is None else finite & ~done
             if not update.any():
-                if restore is not None:
+                if previous is not None:  # no backward follows: δ may change in place
                     with torch.no_grad():
-                        delta.copy_(torch.where(self._per_sample(restore, delta), previous, delta))
+                        delta[bad] = previous[bad]
                 continue
 
             frozen = delta.detach().clone()
-            if restore is not None:
-                frozen = torch.where(self._per_sample(restore, delta), previous, frozen)
+            if previous is not None:
+                frozen[bad] = previous[bad]
             previous = frozen
             optimizer.zero_grad(set_to_none=True)
             torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
@@ -173,11 +170,6 @@ class Attack(nn.Module):
             if self.on_step is not None:
                 self.on_step(step, {"loss": history[-1], "active": float(update.float().mean())})
         return AttackResult(delta.detach(), steps, flagged, stopped, history)
-
-    @staticmethod
-    def _per_sample(mask: Tensor, like: Tensor) -> Tensor:
-        """A (B,) mask shaped to broadcast over `like`'s per-sample dimensions."""
-        return mask.view(-1, *([1] * (like.dim() - 1)))
 
     @staticmethod
     def _step_state(inputs: AttackInputs, victim: Victim, delta: Tensor) -> StepState:
