@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from miga.callbacks.results_writer import PARTS_DIR, SUMMARY_FILE, read_rows
+from miga.metrics.summary import CI_SUFFIX
 from miga.utils.results_dir import PROVENANCE_FILE
 
 ROW_KEY, COLUMN_KEY = "denoiser", "dataset"
@@ -114,16 +115,34 @@ def table(cells: Sequence[Cell], metric: str) -> tuple[list[str], list[str], dic
     return rows, columns, values
 
 
+def intervals(cells: Sequence[Cell], metric: str) -> dict:
+    """(row, column) → the cell's 95 % interval of `metric` (`<metric>_ci95`), where it has one."""
+    return {
+        (c.choices.get(ROW_KEY, "?"), c.choices.get(COLUMN_KEY, "?")): ci
+        for c in cells
+        if c.finished and (ci := c.summary.get(metric + CI_SUFFIX)) is not None
+    }
+
+
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def markdown_table(metric: str, rows, columns, values) -> str:  # noqa: ANN001
+def with_interval(value: float | None, ci: Sequence[float] | None) -> str:
+    """`0.786 [0.524, 0.924]`: the value, and its interval where the summary has one."""
+    if ci is None or value is None or any(math.isnan(v) for v in ci):
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def markdown_table(metric: str, rows, columns, values, cis=None) -> str:  # noqa: ANN001
+    cis = cis or {}
     lines = [f"| {metric} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows:
-        lines.append(f"| {row} | " + " | ".join(_fmt(values.get((row, c))) for c in columns) + " |")
+        cells = [with_interval(values.get((row, c)), cis.get((row, c))) for c in columns]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -201,7 +220,8 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
             rows, columns, values = table(group, metric)
             if not any(v is not None for v in values.values()):
                 continue
-            sections.append(markdown_table(metric, rows, columns, values) + "\n")
+            cis = intervals(group, metric)
+            sections.append(markdown_table(metric, rows, columns, values, cis) + "\n")
             with open(out / f"{metric}__{slug}.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])

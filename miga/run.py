@@ -25,6 +25,7 @@ from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
+from miga.metrics.summary import CI_SUFFIX
 from miga.callbacks.signals import StopOnSigterm
 from miga.module import AttackModule
 from miga.provenance import provenance
@@ -89,7 +90,8 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
             return {}
         skipped = getattr(datamodule.dataset, "skipped", 0)
         summary = writer.merge(
-            extra={"n_skipped_files": skipped, "seconds": time.perf_counter() - started}
+            extra={"n_skipped_files": skipped, "seconds": time.perf_counter() - started},
+            seed=int(cfg.seed),
         )
         publish(
             loggers, summary, read_rows(output_dir / "samples.csv") if summary["n_images"] else []
@@ -122,11 +124,15 @@ def refuse_multi_device_in_multirun(cfg: DictConfig) -> None:
 
 
 def print_summary(summary: dict[str, Any], output_dir: Path) -> None:
-    width = max(map(len, summary))
-    lines = [
-        f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}"
-        for key, value in summary.items()
-    ]
+    """One line per key, its 95 % interval beside it (`success_rate  0.79 [0.52, 0.92]`)."""
+    points = {k: v for k, v in summary.items() if not k.endswith(CI_SUFFIX)}
+    width = max(map(len, points))
+    lines = []
+    for key, value in points.items():
+        text = f"{value:.4g}" if isinstance(value, float) else f"{value}"
+        if (ci := summary.get(key + CI_SUFFIX)) is not None:
+            text += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
+        lines.append(f"{key:<{width}}  {text}")
     print("\n".join(["", f"results: {output_dir}", *lines]))
 
 

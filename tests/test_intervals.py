@@ -29,3 +29,21 @@ def test_wilson_coverage_sanity():
     p, n = 0.3, 14
     hits = sum(lo <= p <= hi for lo, hi in (wilson(int(k), n) for k in rng.binomial(n, p, 2000)))
     assert 0.92 <= hits / 2000 <= 0.99
+
+
+def test_summary_carries_an_interval_beside_every_mean_and_rate():
+    from miga.metrics.summary import summarize
+
+    rows = [
+        {"id": i, "success": s, "psnr_attacked": 30.0, "l2": float(i), "linf": 0.01}
+        for i, s in enumerate([1.0, 1.0, math.nan, 0.0, 1.0])
+    ]
+    summary = summarize(rows, seed=7)
+    # NaN (not applicable) rows are out of the rate and out of its interval: 3 of 4
+    assert summary["success_rate"] == 0.75
+    assert summary["success_rate_ci95"] == list(wilson(3, 4))
+    assert summary["psnr_attacked_ci95"] == [30.0, 30.0]  # a constant column
+    lo, hi = summary["l2_mean_ci95"]
+    assert 0.0 <= lo < summary["l2_mean"] < hi <= 4.0
+    assert summarize(rows, seed=7) == summary  # the seed fixes the bootstrap
+    assert "linf_max_ci95" not in summary

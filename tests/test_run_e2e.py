@@ -57,10 +57,10 @@ def test_samples_have_one_row_per_image_and_the_summary_is_their_aggregate(demo_
     assert header[0] == "id"
     assert [row["id"] for row in rows] == list(range(14))
     summary = json.loads((demo_run / "summary.json").read_text())
-    recomputed = summarize(rows)
+    recomputed = summarize(rows, seed=0)  # the config's seed
     assert set(recomputed) <= set(summary)
     for key, value in recomputed.items():
-        assert math.isclose(summary[key], value, rel_tol=1e-12), key
+        assert summary[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     contract = {
         "n_images",
         "acc_clean",
@@ -104,6 +104,26 @@ def test_summary_equals_an_independent_numpy_reduction_of_samples_csv(demo_run) 
     assert np.isnan(table["success"][~eligible]).all()
     assert summary["success_rate"] == pytest.approx(1 - table["correct_attacked"][eligible].mean())
     assert summary["n_images"] == 14 and summary["linf_max"] <= 4 / 255 * (1 + 1e-6)
+
+
+def test_summary_intervals_are_wilson_for_rates_and_a_bootstrap_for_means(demo_run) -> None:
+    """Wilson's closed form by hand for the rates; for means, an interval that holds the mean,
+    lies inside the column's range, and narrows as it should (shorter than the range)."""
+    table = np.genfromtxt(demo_run / "samples.csv", delimiter=",", names=True)
+    summary = json.loads((demo_run / "summary.json").read_text())
+    z = 1.959963984540054
+    for key, column in (("acc_denoised", "correct_denoised"), ("success_rate", "success")):
+        x = table[column][~np.isnan(table[column])]
+        n, p = len(x), x.mean()
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = summary[f"{key}_ci95"]
+        assert lo == pytest.approx(max(0.0, centre - half), abs=1e-12), key
+        assert hi == pytest.approx(min(1.0, centre + half), abs=1e-12), key
+    column = table["psnr_attacked"]
+    lo, hi = summary["psnr_attacked_ci95"]
+    assert column.min() < lo <= summary["psnr_attacked"] <= hi < column.max()
+    assert "linf_max_ci95" not in summary  # maxima and counts carry no interval
 
 
 def test_wandb_offline_run_is_syncable_and_holds_table_and_grids(demo_run) -> None:

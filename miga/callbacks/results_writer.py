@@ -126,8 +126,11 @@ class ResultsWriter(BasePredictionWriter):
         name = f"rank{trainer.global_rank}-{rows[0]['id']:08d}.csv"
         atomic_write_text(self.parts_dir / name, rows_to_csv(rows))
 
-    def merge(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Merge every part into `samples.csv`, write `summary.json`, return the summary."""
+    def merge(self, extra: Mapping[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+        """Merge every part into `samples.csv`, write `summary.json`, return the summary.
+
+        `seed` (the config seed) seeds the bootstrap of the summary's intervals.
+        """
         rows = [row for part in sorted(self.parts_dir.glob("*.csv")) for row in read_rows(part)]
         ids = [row["id"] for row in rows]
         if len(ids) != len(set(ids)):
@@ -136,6 +139,6 @@ class ResultsWriter(BasePredictionWriter):
         rows.sort(key=lambda row: row["id"])
         if rows:
             atomic_write_text(self.output_dir / SAMPLES_FILE, rows_to_csv(rows))
-        summary = {**summarize(rows), **(extra or {})}
+        summary = {**summarize(rows, seed), **(extra or {})}
         atomic_write_text(self.output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         return summary

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from miga.metrics.intervals import bootstrap_mean, wilson
+
 #: summary key → (column, reduction). Rows lacking the column leave the key out.
 SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "acc_clean": ("correct_clean", "mean"),
@@ -54,6 +56,22 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Keys whose column is a 0/1 indicator: their interval is Wilson's; other means bootstrap.
+RATE_KEYS: frozenset[str] = frozenset(
+    {
+        "acc_clean",
+        "acc_denoised",
+        "acc_attacked",
+        "success_rate",
+        "stealth_success_rate",
+        "targeted_success_rate",
+        "target_hit_rate",
+    }
+)
+#: Suffix of a key's 95 % interval in `summary.json` (`success_rate_ci95: [lo, hi]`).
+CI_SUFFIX = "_ci95"
+
+
 def _reduce(values: Sequence[float], how: str) -> float:
     finite = [v for v in values if not math.isnan(v)]
     if how == "nanmean":
@@ -69,10 +87,38 @@ def _reduce(values: Sequence[float], how: str) -> float:
     raise ValueError(f"unknown reduction '{how}'")
 
 
-def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Aggregate per-image rows into the summary contract (`n_images` + `SUMMARY_RULES`)."""
-    summary: dict[str, float] = {"n_images": len(rows)}
+def summarize(rows: Sequence[Mapping[str, float]], seed: int = 0) -> dict[str, object]:
+    """Aggregate per-image rows into the summary contract (`n_images` + `SUMMARY_RULES`).
+
+    Every mean and rate also gets `<key>_ci95: [lo, hi]` (`intervals`); the point keys stay
+    exactly what they were, so readers of the contract are unaffected.
+    """
+    summary: dict[str, object] = {"n_images": len(rows)}
     for key, (column, how) in SUMMARY_RULES.items():
         if rows and column in rows[0]:
             summary[key] = _reduce([float(row[column]) for row in rows], how)
+    summary.update(intervals(rows, seed))
     return summary
+
+
+def intervals(rows: Sequence[Mapping[str, float]], seed: int) -> dict[str, list[float]]:
+    """95 % intervals of every mean and rate: Wilson for 0/1 columns, bootstrap over images.
+
+    NaN cells (not applicable, e.g. success where the clean prediction was already wrong) are
+    left out, as the point value leaves them out. Every key's bootstrap draws the same image
+    resamples (one seed), so intervals of related keys are computed on the same resamples.
+    """
+    out: dict[str, list[float]] = {}
+    for key, (column, how) in SUMMARY_RULES.items():
+        if how not in ("mean", "nanmean") or not rows or column not in rows[0]:
+            continue
+        values = [float(row[column]) for row in rows]
+        finite = [v for v in values if not math.isnan(v)]
+        if how == "mean" and len(finite) < len(values):
+            lo, hi = math.nan, math.nan  # the point value is NaN too
+        elif key in RATE_KEYS:
+            lo, hi = wilson(round(sum(finite)), len(finite))
+        else:
+            lo, hi = bootstrap_mean(finite, seed)
+        out[key + CI_SUFFIX] = [lo, hi]
+    return out
