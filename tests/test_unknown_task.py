@@ -20,6 +20,7 @@ from miga.mi.training import heldout_estimates
 from tests.conftest import REPO, compose_config
 
 CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_critic.pt"
+HELDOUT_CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_heldout_critic.pt"
 
 
 # --------------------------------------------------------------------------- demo_text data
@@ -42,6 +43,9 @@ def test_demo_text_items_and_collate() -> None:
 def test_demo_text_splits_are_disjoint_and_renders_deterministic() -> None:
     train, test = split_indices(24, "train"), split_indices(24, "test")
     assert not set(train) & set(test) and sorted(train + test) == list(range(24))
+    half_a, half_b = split_indices(24, "train_a"), split_indices(24, "train_b")
+    assert not set(half_a) & set(half_b) and sorted(half_a + half_b) == train
+    assert len(half_a) == len(half_b) == 9
     assert [p[0] for p in DemoText(split="test").pairs] == [SENTENCES[i][0] for i in test]
     assert torch.equal(render("Room 12 is open"), render("Room 12 is open"))
     with pytest.raises(ValueError, match="does not fit"):
@@ -80,6 +84,25 @@ def test_committed_critic_loads_strictly_and_frozen() -> None:
     with pytest.raises(Exception, match="does not match") as raised:  # Hydra wraps the error
         instantiate(cfg.mi_estimator)
     assert isinstance(raised.value.__cause__ or raised.value, CriticCheckpointError)
+
+
+def test_heldout_critic_is_another_critic_and_separates_the_test_pairs() -> None:
+    """The judge of the demo_text cell: its own weights (not the attack's), loaded strictly and
+    frozen, and it tells the held-out sentences' true pairs from shuffled ones."""
+    cfg = compose_config(["task=demo_text"])
+    judge, attacker = instantiate(cfg.metrics.heldout_critic), instantiate(cfg.mi_estimator)
+    assert judge.frozen and HELDOUT_CRITIC.stat().st_size < 2_000_000
+    differ = [
+        not torch.equal(a, b)
+        for a, b in zip(judge.critic.parameters(), attacker.critic.parameters(), strict=True)
+    ]
+    assert all(differ)
+    torch.manual_seed(0)
+    held_out = DemoText(split="test")
+    image = torch.stack([held_out[i]["image"] for i in range(len(held_out))])
+    reference = torch.stack([held_out[i]["reference"] for i in range(len(held_out))])
+    true, shuffled = heldout_estimates(judge, image, reference, augment_sigma=0.04)
+    assert true > shuffled + 0.2, (true, shuffled)
 
 
 @pytest.mark.slow
@@ -155,16 +178,25 @@ def test_unknown_task_demo_moves_the_text_but_not_the_psnr(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = read_rows(run_dir / "samples.csv")
-    critic_denoised = sum(r["critic_denoised"] for r in rows) / len(rows)
-    critic_attacked = sum(r["critic_attacked"] for r in rows) / len(rows)
-    print(
-        json.dumps(
-            {**summary, "critic_denoised": critic_denoised, "critic_attacked": critic_attacked}
+    mean = {
+        key: sum(r[key] for r in rows) / len(rows)
+        for key in (
+            "attack_critic_denoised",
+            "attack_critic_attacked",
+            "heldout_critic_denoised",
+            "heldout_critic_attacked",
         )
-    )
+    }
+    print(json.dumps({**summary, **mean}))
     assert summary["n_images"] == len(rows) > 0
-    # The critic's score of D(x_n+δ) against the reference rose.
-    assert critic_attacked > critic_denoised
+    for key, value in mean.items():
+        assert summary[key] == pytest.approx(value, rel=1e-9), key
+    # The attack's own critic score of D(x_n+δ) against the reference rose (what it maximised)
+    assert mean["attack_critic_attacked"] > mean["attack_critic_denoised"]
+    # ... and so did the score of a critic it never saw (another split, another seed): the
+    # judge, whose weights differ from the attack's critic.
+    assert mean["heldout_critic_attacked"] > mean["heldout_critic_denoised"]
+    assert mean["heldout_critic_denoised"] != pytest.approx(mean["attack_critic_denoised"])
     # The text read in the output moved away from the original ...
     assert summary["rouge_denoised"] >= 0.9
     assert summary["rouge_attacked"] <= summary["rouge_denoised"] - 0.1

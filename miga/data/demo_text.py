@@ -48,7 +48,7 @@ SENTENCES: tuple[tuple[str, str], ...] = (
     ("Bring the hot tea", "Bring the hat tea"),
 )
 
-SPLITS = ("all", "train", "test")
+SPLITS = ("all", "train", "test", "train_a", "train_b")
 
 
 def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -93,7 +93,10 @@ def split_indices(n: int, split: str, test_every: int = 4) -> list[int]:
     if split == "all":
         return list(range(n))
     held_out = split == "test"
-    return [i for i in range(n) if (i % test_every == test_every - 1) == held_out]
+    chosen = [i for i in range(n) if (i % test_every == test_every - 1) == held_out]
+    if split in ("train_a", "train_b"):  # two disjoint halves of `train`, alternating
+        return chosen[split == "train_b" :: 2]
+    return chosen
 
 
 class DemoText(Dataset):
@@ -107,7 +110,9 @@ class DemoText(Dataset):
         height, width: image size (the demo uses 64×256: one line of ~16 px letters).
         font_size: Pillow font size in px.
         split: `all` sentences, or `train` / `test` (every 4th sentence held out, for
-            training a critic and checking it on pairs it has not seen).
+            training a critic and checking it on pairs it has not seen); `train_a` / `train_b`
+            are the two alternating halves of `train` (a second critic, trained on another
+            split with another seed, judges the attack without having guided it).
         limit: keep the first `limit` sentences of the split (None: all).
         sentences: (original, tampered) pairs; default `SENTENCES`.
     """

@@ -22,7 +22,8 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact ends at 0/n and n/n (the formula leaves a 1e-17 rounding residue there)
+    return (0.0 if successes == 0 else centre - half, 1.0 if successes == n else centre + half)
 
 
 def bootstrap_mean(

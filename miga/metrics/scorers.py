@@ -79,15 +79,22 @@ class Classification(Scorer):
     a flip a person looking at the output would not notice.
     """
 
+    prefix = ""
+
     def __init__(self, stealth_psnr_db: float = 30.0) -> None:
         self.stealth_psnr_db = stealth_psnr_db
 
+    def model(self, o: Outcome) -> nn.Module | None:
+        """The classifier that judges: the cell's downstream model (the one attacked)."""
+        return o.task_model
+
     @torch.no_grad()
     def __call__(self, o: Outcome) -> Columns:
-        if o.task_model is None or o.label is None:
+        model = self.model(o)
+        if model is None or o.label is None:
             return {}
         preds = {
-            name: o.task_model(image).argmax(dim=1)
+            name: model(image).argmax(dim=1)
             for name, image in (
                 ("clean", o.clean),
                 ("denoised", o.denoised),
@@ -99,13 +106,34 @@ class Classification(Scorer):
         flipped = 1.0 - correct["attacked"]
         stealthy = (psnr(o.attacked, o.denoised) >= self.stealth_psnr_db).float()
         nan = torch.full_like(flipped, float("nan"))
-        return {
-            "label": o.label,
+        columns = {
             **{f"pred_{name}": pred for name, pred in preds.items()},
             **{f"correct_{name}": value for name, value in correct.items()},
             "success": torch.where(eligible, flipped, nan),
             "stealth_success": torch.where(eligible, flipped * stealthy, nan),
         }
+        label = {} if self.prefix else {"label": o.label}
+        return {**label, **{self.prefix + key: value for key, value in columns.items()}}
+
+
+class HeldoutClassification(Classification):
+    """The same columns, `heldout_`-prefixed, from a classifier the attack never saw.
+
+    Anything the attack optimised cannot be its own judge: `heldout_success` is the transfer
+    of δ to a second, separately trained classifier (`metrics.heldout_downstream`); with none
+    configured the scorer adds no columns.
+    """
+
+    prefix = "heldout_"
+
+    def __init__(self, downstream: nn.Module | None, stealth_psnr_db: float = 30.0) -> None:
+        super().__init__(stealth_psnr_db)
+        self.downstream = downstream.eval().requires_grad_(False) if downstream else None
+
+    def model(self, o: Outcome) -> nn.Module | None:
+        if self.downstream is None:
+            return None
+        return self.downstream.to(o.clean.device)
 
 
 class AttackBookkeeping(Scorer):

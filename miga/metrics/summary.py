@@ -27,6 +27,12 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "l2_mean": ("l2", "mean"),
     "success_rate": ("success", "nanmean"),
     "stealth_success_rate": ("stealth_success", "nanmean"),
+    # The same, judged by a classifier the attack never saw (metrics.heldout_downstream).
+    "heldout_acc_clean": ("heldout_correct_clean", "mean"),
+    "heldout_acc_denoised": ("heldout_correct_denoised", "mean"),
+    "heldout_acc_attacked": ("heldout_correct_attacked", "mean"),
+    "heldout_success_rate": ("heldout_success", "nanmean"),
+    "heldout_stealth_success_rate": ("heldout_stealth_success", "nanmean"),
     "steps_mean": ("steps", "mean"),
     "n_flagged": ("flagged", "sum"),
     # Comparison of attacks at equal budget (miga.metrics.comparison; docs/metrics.md).
@@ -51,8 +57,11 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "ssim_attacked_vs_reference": ("ssim_attacked_vs_reference", "mean"),
     "psnr_denoised_vs_reference": ("psnr_denoised_vs_reference", "mean"),
     "ssim_denoised_vs_reference": ("ssim_denoised_vs_reference", "mean"),
-    "critic_denoised": ("critic_denoised", "mean"),
-    "critic_attacked": ("critic_attacked", "mean"),
+    # The attack's own critic (what it maximised) and a held-out judge (miga.metrics.critic_score).
+    "attack_critic_denoised": ("attack_critic_denoised", "mean"),
+    "attack_critic_attacked": ("attack_critic_attacked", "mean"),
+    "heldout_critic_denoised": ("heldout_critic_denoised", "mean"),
+    "heldout_critic_attacked": ("heldout_critic_attacked", "mean"),
 }
 
 
@@ -66,6 +75,11 @@ RATE_KEYS: frozenset[str] = frozenset(
         "stealth_success_rate",
         "targeted_success_rate",
         "target_hit_rate",
+        "heldout_acc_clean",
+        "heldout_acc_denoised",
+        "heldout_acc_attacked",
+        "heldout_success_rate",
+        "heldout_stealth_success_rate",
     }
 )
 #: Suffix of a key's 95 % interval in `summary.json` (`success_rate_ci95: [lo, hi]`).
