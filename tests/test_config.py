@@ -60,6 +60,7 @@ def test_the_demo_default_instantiates_its_cheap_parts() -> None:
         "ImageQuality",
         "PerturbationSize",
         "Classification",
+        "HeldoutClassification",  # no judge configured by default: it adds no columns
         "AttackBookkeeping",
         "DeltaPSNR",
         "TargetedSuccess",

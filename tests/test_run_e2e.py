@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from miga.callbacks.image_grid import CAPTION_PX, PANELS
 from miga.callbacks.results_writer import read_rows
 from miga.metrics.summary import summarize
 from tests.conftest import REPO
@@ -139,7 +141,10 @@ def test_wandb_offline_run_is_syncable_and_holds_table_and_grids(demo_run) -> No
     media = runs[0] / "files" / "media"
     assert len(list((media / "images").glob("grids_*.png"))) == 8
     assert len(list((media / "table").glob("samples_*.table.json"))) == 1
-    assert len(list((demo_run / "grids").glob("*.png"))) == 8
+    grids = sorted((demo_run / "grids").glob("*.png"))
+    assert len(grids) == 8
+    width, height = Image.open(grids[0]).size
+    assert height == width // len(PANELS) + CAPTION_PX  # one row of panels over its captions
 
 
 def test_rerun_resumes_without_recomputing_and_refuses_a_changed_config(demo_run) -> None:

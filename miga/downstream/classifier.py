@@ -63,6 +63,22 @@ class Classifier(nn.Module):
         return self.net((image - self.mean) / self.std)
 
 
+def imagenet_class_names() -> list[str]:
+    """ImageNet-1k's 1000 class names in index order, first lemma each ('tabby', 'moped').
+
+    From the synset table that ships inside timm (no download), so image grids and tables can
+    say what a prediction means instead of printing its index.
+    """
+    info = timm.data.ImageNetInfo()
+    return [info.index_to_description(i).split(",")[0].strip() for i in range(1000)]
+
+
+def class_name(model: nn.Module | None, index: int) -> str:
+    """A prediction's readable name: the model's `class_names` entry, else its index."""
+    names = getattr(model, "class_names", None)
+    return names[index] if names is not None and 0 <= index < len(names) else str(index)
+
+
 def timm_classifier(
     model_name: str,
     checkpoint: str | Path | None,
@@ -94,6 +110,8 @@ def timm_classifier(
         except RuntimeError as err:
             raise CheckpointError(f"{checkpoint} does not fit timm '{model_name}': {err}") from err
     config = timm.data.resolve_data_config({}, model=net)
+    if class_names is None and net.num_classes == 1000:
+        class_names = imagenet_class_names()
     return Classifier(
         net, config["mean"], config["std"], input_size=input_size, class_names=class_names
     )

@@ -200,7 +200,13 @@ def test_sigterm_mid_cell_then_rerun_completes(tmp_path) -> None:
 def test_second_process_on_the_same_cell_is_refused(tmp_path) -> None:
     first = _start(tmp_path, *TINY, "attack.steps=6")
     _wait_for(lambda: (tmp_path / "provenance.json").exists())
-    second = miga(tmp_path, *TINY, "attack.steps=6")
+    # Freeze the first process while it holds the cell, so that on a loaded machine it cannot
+    # finish before the second one arrives (which would make the second a plain resume).
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = miga(tmp_path, *TINY, "attack.steps=6")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     first.communicate(timeout=300)
     assert "is being written by another process (pid" in error_line(second)
     assert first.returncode == 0
