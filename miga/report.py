@@ -226,9 +226,7 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])
                 writer.writerows([[r, *[_fmt(values.get((r, c))) for c in columns]] for r in rows])
-            heatmap(
-                out / f"{metric}__{slug}.png", label, rows, columns, values, metric=metric
-            )
+            heatmap(out / f"{metric}__{slug}.png", label, rows, columns, values, metric=metric)
     problems = [
         f"- failed/incomplete: `{c.path}` ({c.rows_done} rows written)"
         for c in cells

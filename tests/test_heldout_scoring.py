@@ -22,7 +22,10 @@ def test_heldout_classifier_scores_the_cell_beside_the_attacked_one(tmp_path: Pa
     overrides = ["dataset=demo_small", "attack.steps=2", "metrics=classification_heldout"]
     subprocess.run(
         [sys.executable, "-m", "miga.run", f"hydra.run.dir={tmp_path}", "logger=none", *overrides],
-        cwd=REPO, check=True, capture_output=True, timeout=900,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=900,
     )
     rows = read_rows(tmp_path / "samples.csv")
     summary = json.loads((tmp_path / "summary.json").read_text())

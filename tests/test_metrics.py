@@ -139,7 +139,8 @@ def test_summary_reduces_rows_as_documented() -> None:
         "success_rate": 1.0,
     }
     assert set(summary) - set(points) == {
-        f"{k}_ci95" for k in ("acc_denoised", "psnr_attacked", "linf_mean", "l2_mean", "success_rate")
+        f"{k}_ci95"
+        for k in ("acc_denoised", "psnr_attacked", "linf_mean", "l2_mean", "success_rate")
     }
 
 

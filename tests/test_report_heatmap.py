@@ -14,6 +14,12 @@ def test_constant_field_scale_is_relative_to_value() -> None:
 
 def test_heatmap_writes_png(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "h.png"
-    heatmap(path, "denoiser=demo, attack=miga", ["a"], ["x", "y"], {("a", "x"): 0.5},
-            metric="success_rate")
+    heatmap(
+        path,
+        "denoiser=demo, attack=miga",
+        ["a"],
+        ["x", "y"],
+        {("a", "x"): 0.5},
+        metric="success_rate",
+    )
     assert path.read_bytes()[:4] == b"\x89PNG"

