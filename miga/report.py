@@ -238,6 +238,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     _write_cells_csv(cells, out / "cells.csv")
     report = out / "report.md"
     report.write_text("\n".join(sections))
+    from miga.report_html import write_html  # the same numbers as one self-contained page
+
+    write_html(cells, missing, out)
     return report
 
 
