@@ -1,8 +1,9 @@
 """`report.html`: the sweep's report as one self-contained file (images inlined, no network).
 
 Air-gapped clusters cannot `wandb sync`; this page shows the same numbers (read from the same
-`summary.json` files) and opens from disk in any browser. Rendered with a Jinja2 template shipped
-in `miga/templates/`, the images are the PNGs `miga.report` and the image-grid callback saved.
+`summary.json` files the W&B summaries are written from) and opens from disk in any browser.
+It is rendered with the Jinja2 template `miga/templates/report.html.j2`; the images are the PNGs
+that `miga.report` drew (heat-maps, curves) and the image-grid callback saved in each cell.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from miga.report import METRIC_SPECS, METRICS, Cell, _fmt, table
+from miga.metrics.summary import CI_SUFFIX
+from miga.report import METRIC_SPECS, METRICS, Cell, intervals, table, with_interval
 from miga.utils.results_dir import PROVENANCE_FILE
 
-# The paper's effect: accuracy on D(x_n) vs D(x_n+δ) and the attack's success rate.
-HEADLINE = ("acc_denoised", "acc_attacked", "success_rate")
+#: The paper's effect, on the first screen: accuracy on D(x_n) vs D(x_n+δ), success, fidelity.
+HEADLINE = ("acc_denoised", "acc_attacked", "success_rate", "psnr_attacked")
 GRIDS_DIR = "grids"
+#: Provenance fields shown above the full record (the rest is one click away).
+PROVENANCE_KEYS = ("config_hash", "git_commit", "results_format", "python")
 
 
 def data_uri(path: Path) -> str:
@@ -28,32 +32,46 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def value_with_ci(summary: dict, metric: str) -> str:
-    """`0.790 [0.520, 0.920]` when `summary.json` carries `<metric>_ci95`, else the value."""
-    text = _fmt(summary.get(metric))
-    interval = summary.get(f"{metric}_ci95")
-    if isinstance(interval, list | tuple) and len(interval) == 2:
-        text += f" [{_fmt(interval[0])}, {_fmt(interval[1])}]"
-    return text
+def label(choices: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in choices.items())
 
 
-def _cell_view(cell: Cell) -> dict:
-    provenance = json.loads((cell.path / PROVENANCE_FILE).read_text())
-    grids = sorted((cell.path / GRIDS_DIR).glob("*.png")) if (cell.path / GRIDS_DIR).is_dir() else []
+def _provenance(cell: Cell) -> dict:
+    path = cell.path / PROVENANCE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def varying(cells: Sequence[Cell]) -> list[str]:
+    """The choice keys that tell these cells apart (denoiser and dataset always): row labels."""
+    keys = sorted({k for c in cells for k in c.choices})
+    differ = [k for k in keys if len({c.choices.get(k) for c in cells}) > 1]
+    return ["denoiser", "dataset", *[k for k in differ if k not in ("denoiser", "dataset")]]
+
+
+def _cell_view(cell: Cell, short: Sequence[str]) -> dict:
+    provenance = _provenance(cell)
+    grids_dir = cell.path / GRIDS_DIR
+    grids = sorted(grids_dir.glob("*.png")) if grids_dir.is_dir() else []
+    summary = cell.summary or {}
     return {
         "path": str(cell.path),
-        "label": ", ".join(f"{k}={v}" for k, v in sorted(cell.choices.items())),
+        "label": label(dict(sorted(cell.choices.items()))),
+        "short": label({k: cell.choices.get(k, "?") for k in short}),
         "finished": cell.finished,
         "rows_done": cell.rows_done,
-        "headline": {m: value_with_ci(cell.summary or {}, m) for m in HEADLINE},
-        "summary": cell.summary or {},
+        "headline": {
+            m: with_interval(summary.get(m), summary.get(m + CI_SUFFIX)) for m in HEADLINE
+        },
+        "summary": json.dumps(summary, indent=2),
+        "key_provenance": {k: provenance.get(k, "—") for k in PROVENANCE_KEYS},
+        "versions": provenance.get("versions", {}),
         "provenance": json.dumps(provenance, indent=2, sort_keys=True, default=str),
         "grids": [{"name": g.stem, "src": data_uri(g)} for g in grids],
     }
 
 
-def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
-    """`out/report.html` from the cells and the PNGs already under `out`; returns its path."""
+def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
+    """One section per remaining factor (attack, defence, …): its tables, as in report.md."""
     sections = []
     for factor, group in itertools.groupby(sorted(cells, key=Cell.factor), key=Cell.factor):
         group = list(group)
@@ -63,42 +81,54 @@ def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Pat
             rows, columns, values = table(group, metric)
             if not any(v is not None for v in values.values()):
                 continue
-            by_key = {
-                (c.choices.get("denoiser", "?"), c.choices.get("dataset", "?")): c
-                for c in group
-                if c.finished
-            }
-            body = [
-                [r, *[value_with_ci(by_key[(r, c)].summary, metric) if (r, c) in by_key else "—"
-                      for c in columns]]
-                for r in rows
-            ]
+            cis = intervals(group, metric)
+            name, direction, _ = METRIC_SPECS.get(metric, (metric, "", None))
             heat = out / f"{metric}__{slug}.png"
             tables.append(
                 {
                     "metric": metric,
-                    "name": METRIC_SPECS.get(metric, (metric, "", None))[0],
-                    "direction": METRIC_SPECS.get(metric, (metric, "", None))[1],
+                    "name": name,
+                    "direction": direction,
                     "columns": columns,
-                    "body": body,
+                    "body": [
+                        [r, *[with_interval(values.get((r, c)), cis.get((r, c))) for c in columns]]
+                        for r in rows
+                    ],
                     "heatmap": data_uri(heat) if heat.is_file() else None,
                 }
             )
-        sections.append({"label": ", ".join(f"{k}={v}" for k, v in factor), "tables": tables})
-    heatmap_files = {f"{m}__" for m in METRICS}
+        sections.append({"label": label(dict(factor)), "tables": tables})
+    return sections
+
+
+def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
+    """`out/report.html` from the cells and the PNGs already under `out`; returns its path.
+
+    Every PNG in `out` that is not a heat-map (strength curves, trade-offs) is shown under
+    "Curves", so a new plot in the report folder appears on the page without template edits.
+    """
+    heatmap_prefixes = tuple(f"{m}__" for m in METRICS)
     curves = [
         {"name": p.stem, "src": data_uri(p)}
         for p in sorted(out.glob("*.png"))
-        if not any(p.name.startswith(prefix) for prefix in heatmap_files)
+        if not p.name.startswith(heatmap_prefixes)
     ]
-    env = Environment(loader=PackageLoader("miga", "templates"), autoescape=select_autoescape())
+    short = varying(cells)
+    views = [_cell_view(c, short) for c in cells]
+    example = next((v for v in views if v["finished"] and v["grids"]), None)
+    env = Environment(
+        loader=PackageLoader("miga", "templates"),
+        autoescape=select_autoescape(),
+        undefined=StrictUndefined,  # a template typo is an error, not an empty cell
+    )
     page = env.get_template("report.html.j2").render(
-        headline=[(m, METRIC_SPECS[m][0]) for m in HEADLINE],
-        cells=[_cell_view(c) for c in cells],
+        headline=[(m, METRIC_SPECS[m][0], METRIC_SPECS[m][1]) for m in HEADLINE],
+        cells=views,
+        example=example,
         finished=sum(c.finished for c in cells),
-        failed=[c for c in cells if not c.finished],
-        missing=[", ".join(f"{k}={v}" for k, v in m.items()) for m in missing],
-        sections=sections,
+        failed=[v for v in views if not v["finished"]],
+        missing=[label(m) for m in missing],
+        sections=_sections(cells, out),
         curves=curves,
     )
     path = out / "report.html"
