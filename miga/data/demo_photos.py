@@ -6,7 +6,6 @@ image, the source file, the square crop, the ImageNet label and the licence.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,18 +15,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from miga.utils.config import package_file
+
 CATALOGUE = Path(__file__).parent / "demo" / "photos.json"
-
-
-def package_file(package: str, relative: str) -> Path:
-    """Path of a data file inside an installed package, with a clear error if absent."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"demo photos need the package '{package}' installed")
-    path = Path(spec.origin).parent / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found in the installed '{package}' package")
-    return path
 
 
 def square_crop(image: Image.Image, position: str) -> Image.Image:

