@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -48,14 +49,24 @@ class AttackModule(L.LightningModule):
         grid_images: int = 8,
         channels_last: bool = False,
         compile_models: bool = False,
+        surrogate_denoiser: nn.Module | None = None,
+        surrogate_task_model: nn.Module | None = None,
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
         on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
         `compile_models` runs the denoiser and the task model through `torch.compile` (compiled
-        on the first batch). benchmarks/README.md says what each buys where."""
+        on the first batch). benchmarks/README.md says what each buys where.
+
+        `surrogate_denoiser` / `surrogate_task_model` (the config's `surrogate` block): the
+        transfer threat model. The attack optimises through these (each defaults to the
+        victim's own) and sees only their outputs, D_s(x_n) included; every row is scored
+        through the victim's models, and its `white_box` column is 0 when any surrogate is set.
+        """
         super().__init__()
         self.denoiser = denoiser
         self.task_model = task_model
+        self.surrogate_denoiser = surrogate_denoiser
+        self.surrogate_task_model = surrogate_task_model
         self.defense = defense
         self.attack = attack
         self.noise = noise
@@ -64,7 +75,7 @@ class AttackModule(L.LightningModule):
         self.grid_images = grid_images
         self.images_sent = 0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        for model in (denoiser, task_model, defense):
+        for model in (denoiser, task_model, defense, surrogate_denoiser, surrogate_task_model):
             if model is not None:
                 model.requires_grad_(False).eval().to(memory_format=self.memory_format)
         self._compiled: Victim | None = None
@@ -80,6 +91,23 @@ class AttackModule(L.LightningModule):
         """The models the attack and the evaluation go through (compiled ones if asked for:
         `torch.compile` wraps the same modules, so device moves reach them)."""
         return self._compiled or Victim(self.denoiser, self.task_model, self.defense)
+
+    @property
+    def white_box(self) -> bool:
+        """Whether the attack goes through the very models that score it."""
+        return self.surrogate_denoiser is None and self.surrogate_task_model is None
+
+    @property
+    def attacker(self) -> Victim:
+        """The models the attack optimises through: the surrogates where set, else the
+        victim's (eager: `speed.compile` compiles the scored models only)."""
+        if self.white_box:
+            return self.victim
+        return Victim(
+            self.surrogate_denoiser or self.denoiser,
+            self.surrogate_task_model or self.task_model,
+            self.defense,
+        )
 
     def attack_inputs(self, batch: dict[str, Any]) -> AttackInputs:
         """What the attack of one batch starts from: the batch in the module's memory layout,
@@ -101,9 +129,14 @@ class AttackModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         inputs = self.attack_inputs(batch)
-        victim = self.victim
+        victim, attacker = self.victim, self.attacker
+        seen = inputs  # what the attacker knows: D_s(x_n) from its own denoiser
+        if self.surrogate_denoiser is not None:
+            with full_precision(inputs.noisy.device):
+                own = attacker.evaluate(inputs.noisy, inputs.index, self.seed).float()
+            seen = replace(inputs, denoised=own)
         with torch.enable_grad():
-            result = self.attack(inputs, victim)
+            result = self.attack(seen, attacker)
         delta = result.delta.float()
         perturbed = inputs.noisy + delta
         with full_precision(perturbed.device):
@@ -120,7 +153,7 @@ class AttackModule(L.LightningModule):
                 reference=inputs.reference,
                 task_model=self.task_model,
             )
-            columns = {}
+            columns = {"white_box": torch.full((len(delta),), float(self.white_box))}
             for scorer in self.scorers:
                 columns.update(scorer(outcome))
         return {"id": inputs.index, "columns": columns, "images": self._images_to_send(outcome)}

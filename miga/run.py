@@ -19,7 +19,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
@@ -36,6 +36,15 @@ from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_i
 log = logging.getLogger(__name__)
 
 
+def surrogate(cfg: DictConfig, group: str) -> Any:
+    """The model at `surrogate.<group>`, or None (white-box) when unset or the victim's own
+    config: a surrogate equal to the victim is the victim, and its cell the matrix's diagonal."""
+    node = OmegaConf.select(cfg, f"surrogate.{group}")
+    if node is None or node == cfg.get(group):
+        return None
+    return instantiate(node)
+
+
 def build_module(cfg: DictConfig) -> AttackModule:
     """The cell's models, attack and scorers, from the config groups."""
     return AttackModule(
@@ -43,6 +52,8 @@ def build_module(cfg: DictConfig) -> AttackModule:
         attack=instantiate(cfg.attack),
         noise=instantiate(cfg.noise),
         task_model=instantiate(cfg.get("downstream")),
+        surrogate_denoiser=surrogate(cfg, "denoiser"),
+        surrogate_task_model=surrogate(cfg, "downstream"),
         defense=instantiate(cfg.get("defense")),
         scorers=instantiate(cfg.metrics.scorers),
         seed=cfg.seed,
