@@ -39,6 +39,9 @@ METRICS = (
     "l2_mean",
 )
 FACTORS = ("attack", "mi_estimator", "defense", "noise", "downstream")
+#: Factors only transfer cells set (miga.report_transfer draws their matrices); a cell without
+#: them is white-box and its tables' titles do not mention them.
+OPTIONAL_FACTORS = ("denoiser@surrogate.denoiser", "downstream@surrogate.downstream")
 
 
 @dataclass
@@ -55,7 +58,9 @@ class Cell:
         return self.summary is not None
 
     def factor(self) -> tuple[tuple[str, str], ...]:
-        return tuple((k, self.choices.get(k, "?")) for k in FACTORS)
+        base = tuple((k, self.choices.get(k, "?")) for k in FACTORS)
+        optional = [(k, self.choices.get(k)) for k in OPTIONAL_FACTORS]
+        return base + tuple((k, v) for k, v in optional if v not in (None, "None"))
 
 
 def find_cells(sources: Iterable[str]) -> list[Cell]:
@@ -233,6 +238,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
         if not c.finished
     ]
     problems += [f"- missing: {', '.join(f'{k}={v}' for k, v in m.items())}" for m in missing]
+    from miga.report_transfer import transfer_sections  # surrogate × victim matrices
+
+    sections += transfer_sections(cells, out)
     if problems:
         sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")

@@ -1,0 +1,90 @@
+"""Transfer matrices: rows the model the attack went through, columns the model that scored it.
+
+A transfer sweep (`experiment=transfer`) varies `denoiser` (the victim) and
+`denoiser@surrogate.denoiser` (what the attack optimised through); a cell without a surrogate,
+or with the victim's own, is white-box and lands on the diagonal. Classifier transfer is the
+same with `downstream` and `downstream@surrogate.downstream`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+from miga.metrics.summary import CI_SUFFIX
+from miga.report import FACTORS, OPTIONAL_FACTORS, Cell, heatmap, markdown_table
+
+#: (victim key, surrogate key) of each kind of transfer
+PAIRS = (
+    ("denoiser", "denoiser@surrogate.denoiser"),
+    ("downstream", "downstream@surrogate.downstream"),
+)
+METRICS = ("success_rate", "stealth_success_rate", "psnr_attacked")
+UNSET = ("None", "null", "", None)
+
+
+def attacked_through(cell: Cell, victim: str, surrogate: str) -> str:
+    """The model the attack optimised through: the surrogate's choice, else the victim's."""
+    value = cell.choices.get(surrogate)
+    return cell.choices.get(victim, "?") if value in UNSET else value
+
+
+def _context(cell: Cell, victim: str, surrogate: str) -> tuple[tuple[str, str], ...]:
+    """The other factors (dataset, attack, …): one matrix per combination of them."""
+    keys = [k for k in ("dataset", *FACTORS, *OPTIONAL_FACTORS) if k not in (victim, surrogate)]
+    return tuple((k, v) for k in keys if (v := cell.choices.get(k)) not in UNSET)
+
+
+def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
+    """Markdown sections with the matrices, and one heat-map PNG per matrix and metric."""
+    sections = []
+    for victim, surrogate in PAIRS:
+        varied = [c for c in cells if c.finished and c.choices.get(surrogate) not in UNSET]
+        if not varied:
+            continue
+
+        key = functools.partial(_context, victim=victim, surrogate=surrogate)
+        finished = sorted((c for c in cells if c.finished), key=key)
+        for context, group in itertools.groupby(finished, key=key):
+            group = list(group)
+            if not any(c.choices.get(surrogate) not in UNSET for c in group):
+                continue
+            label = ", ".join(f"{k}={v}" for k, v in context)
+            slug = f"{victim}_" + "_".join(v for _, v in context).replace("/", "-")
+            sections.append(f"## Transfer of {victim}s ({label})\n")
+            sections.append(
+                f"Rows: the {victim} the attack optimised through; columns: the {victim} that "
+                "scored the rows. Diagonal: white-box.\n"
+            )
+            for metric in METRICS:
+                values = {
+                    (attacked_through(c, victim, surrogate), c.choices.get(victim, "?")): (
+                        c.summary.get(metric)
+                    )
+                    for c in group
+                }
+                if not any(v is not None for v in values.values()):
+                    continue
+                cis = intervals_by(group, metric, victim, surrogate)
+                names = sorted({name for pair in values for name in pair})
+                sections.append(markdown_table(metric, names, names, values, cis) + "\n")
+                heatmap(
+                    out / f"transfer_{metric}__{slug}.png",
+                    f"transfer of {victim}s (rows: attacked through, columns: scored by), {label}",
+                    names,
+                    names,
+                    values,
+                    metric=metric,
+                )
+    return sections
+
+
+def intervals_by(cells: Sequence[Cell], metric: str, victim: str, surrogate: str) -> dict:
+    """(attacked through, scored by) → the cell's 95 % interval of `metric`, where it has one."""
+    return {
+        (attacked_through(c, victim, surrogate), c.choices.get(victim, "?")): ci
+        for c in cells
+        if (ci := c.summary.get(metric + CI_SUFFIX)) is not None
+    }
