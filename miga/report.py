@@ -241,6 +241,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     from miga.report_transfer import transfer_sections  # surrogate × victim matrices
 
     sections += transfer_sections(cells, out)
+    from miga.report_curves import curve_sections  # strength curves, step size, ablation
+
+    sections += curve_sections(cells, out)
     if problems:
         sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")
