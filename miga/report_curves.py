@@ -68,7 +68,8 @@ def _fmt(summary: dict, key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     ci = summary.get(key + CI_SUFFIX)
-    text = f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+    small = isinstance(value, float) and 0 < abs(value) < 0.1
+    text = (f"{value:.3g}" if small else f"{value:.2f}") if isinstance(value, (int, float)) else str(value)
     return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
 
 
