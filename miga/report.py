@@ -92,7 +92,12 @@ def expected_grid(sources: Iterable[str]) -> list[dict[str, str]]:
             path = Path(match) / "multirun.yaml"
             if not path.is_file():
                 continue
-            params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {}
+            record = OmegaConf.load(path)
+            params = dict(OmegaConf.select(record, "hydra.sweeper.params") or {})
+            for item in OmegaConf.select(record, "hydra.overrides.task") or []:  # CLI lists win
+                key, _, value = str(item).partition("=")
+                if key in params or "," in value:
+                    params[key] = value
             keys = list(params)
             values = [str(params[k]).split(",") for k in keys]
             grid += [dict(zip(keys, combo)) for combo in itertools.product(*values)]
@@ -104,8 +109,15 @@ def missing_cells(expected: Sequence[dict[str, str]], cells: Sequence[Cell]) -> 
     return [
         combo
         for combo in expected
-        if not any(all(c.choices.get(k) == v for k, v in combo.items()) for c in cells)
+        if not any(all(_given(c).get(k) == v for k, v in combo.items()) for c in cells)
     ]
+
+
+def _given(cell: Cell) -> dict[str, str]:
+    """A cell's group choices and its command-line values (sweeps over plain keys too)."""
+    from miga.report_curves import cell_params
+
+    return {**cell_params(cell.path), **cell.choices}
 
 
 def table(cells: Sequence[Cell], metric: str) -> tuple[list[str], list[str], dict]:
@@ -241,6 +253,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     from miga.report_transfer import transfer_sections  # surrogate × victim matrices
 
     sections += transfer_sections(cells, out)
+    from miga.report_curves import curve_sections  # strength curves, step size, ablation
+
+    sections += curve_sections(cells, out)
     if problems:
         sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")

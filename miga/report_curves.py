@@ -1,0 +1,194 @@
+"""Strength curves, the strongest-baseline step-size table and the ablation table (docs/protocol.md).
+
+`miga.report` calls `curve_sections(cells, out)`: it reads each cell's parameters from its
+`.hydra/overrides.yaml` (and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml` where
+not overridden), draws one line per attack of success and stealth success against epsilon and
+against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the
+summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from miga.metrics.summary import CI_SUFFIX
+
+#: Each attack's step-size knob (the override that names it), in the order looked up.
+STEP_KNOBS = ("attack.optimizer.lr", "attack.step_fraction")
+#: The step-size pick: highest success rate, then stealth success, then PSNR(D(x_n+delta), x).
+PICK_KEYS = ("success_rate", "stealth_success_rate", "psnr_attacked")
+ABLATION_KEY = "ablation"
+ABLATION_METRICS = ("success_rate", "stealth_success_rate", "psnr_attacked",
+                    "psnr_perturbed_vs_noisy", "linf_max", "heldout_critic_attacked",
+                    "attack_critic_attacked", "rouge_attacked", "rouge_attacked_vs_reference")
+EPSILON, STEPS = "budget.epsilon", "attack.steps"
+
+
+def cell_params(path: Path) -> dict[str, str]:
+    """The cell's command-line overrides, plus its epsilon and steps (from its saved config)."""
+    params: dict[str, str] = {}
+    overrides = path / ".hydra" / "overrides.yaml"
+    if overrides.is_file():
+        for item in OmegaConf.load(overrides) or []:
+            key, _, value = str(item).partition("=")
+            params[key.lstrip("+~")] = value
+    config = path / ".hydra" / "config.yaml"
+    if config.is_file():
+        loaded = OmegaConf.load(config)
+        for key in (EPSILON, STEPS):
+            value = OmegaConf.select(loaded, key, default=None, throw_on_resolution_failure=False)
+            if key not in params and value is not None:
+                params[key] = str(value)
+    return params
+
+
+def _num(value: object) -> float:
+    """A sortable number (missing/NaN -> -inf, so it never wins a pick)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return -math.inf
+    return -math.inf if math.isnan(number) else number
+
+
+def pick_best(grid: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
+    """The (step value, summary) of a grid that ranks first by PICK_KEYS (ties: first listed)."""
+    if not grid:
+        raise ValueError("pick_best: empty step-size grid")
+    return max(grid, key=lambda entry: tuple(_num(entry[1].get(k)) for k in PICK_KEYS))
+
+
+def _fmt(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    ci = summary.get(key + CI_SUFFIX)
+    small = isinstance(value, float) and 0 < abs(value) < 0.1
+    text = (f"{value:.3g}" if small else f"{value:.2f}") if isinstance(value, (int, float)) else str(value)
+    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
+    """Per attack its step-size grid with the pick marked, then every attack at its best step."""
+    grids: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)
+    for attack, params, summary in entries:
+        knob = next((k for k in STEP_KNOBS if k in params), None)
+        if knob is not None:
+            grids[(attack, knob)].append((params[knob], summary))
+    if not grids:
+        return ""
+    parts = ["## Step size (strongest-baseline protocol)\n",
+             "Pick: highest success rate, then stealth success, then PSNR(D(x_n+δ), x).\n"]
+    best_rows = []
+    for (attack, knob), grid in sorted(grids.items()):
+        grid.sort(key=lambda e: _num(e[0]))
+        best = pick_best(grid)
+        rows = [[f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
+                for v, s in grid]
+        parts.append(f"### {attack} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
+        best_rows.append([attack, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
+    parts.append("### At the best step size\n\n"
+                 + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n")
+    return "\n".join(parts)
+
+
+def ablation_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
+    """One row per ablation variant, the full attack first; only metrics some row has."""
+    rows = [(p[ABLATION_KEY], s) for _, p, s in entries if ABLATION_KEY in p]
+    if not rows:
+        return ""
+    rows.sort(key=lambda r: (r[0] != "full", r[0]))
+    metrics = [m for m in ABLATION_METRICS if any(m in s for _, s in rows)]
+    body = [[name, *[_fmt(s, m) for m in metrics]] for name, s in rows]
+    return "## Ablation\n\n" + _table(["ablation", *metrics], body) + "\n"
+
+
+def _series(entries, x_key: str, fixed_key: str):  # noqa: ANN001, ANN202
+    """{(attack, fixed value): [(x, summary)]} for lines with at least two x values."""
+    lines: dict[tuple[str, str], list[tuple[float, dict]]] = defaultdict(list)
+    for attack, params, summary in entries:
+        if ABLATION_KEY in params or any(k in params for k in STEP_KNOBS) or x_key not in params:
+            continue
+        lines[(attack, params.get(fixed_key, "?"))].append((_num(params[x_key]), summary))
+    return {k: sorted(v, key=lambda e: e[0]) for k, v in lines.items() if len({x for x, _ in v}) > 1}
+
+
+def _errorbar(ax, xs, summaries, key: str, label: str, **style) -> None:  # noqa: ANN001
+    ys = [_num(s.get(key)) for s in summaries]
+    lo = [y - s.get(key + CI_SUFFIX, [y, y])[0] for y, s in zip(ys, summaries)]
+    hi = [s.get(key + CI_SUFFIX, [y, y])[1] - y for y, s in zip(ys, summaries)]
+    ax.errorbar(xs, ys, yerr=[lo, hi], label=label, capsize=2, marker="o", ms=3, **style)
+
+
+def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
+    """curve_vs_epsilon.png, curve_vs_steps.png, curve_psnr_vs_success.png (where data allow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    points = []  # (attack, success, psnr) for the trade-off plot
+    for x_key, fixed_key, name, scale in ((EPSILON, STEPS, "epsilon", 255.0), (STEPS, EPSILON, "steps", 1.0)):
+        lines = _series(entries, x_key, fixed_key)
+        if not lines:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        for (attack, fixed), line in sorted(lines.items()):
+            xs = [x * scale for x, _ in line]
+            label = f"{attack} ({fixed_key.split('.')[-1]}={fixed})"
+            _errorbar(axes[0], xs, [s for _, s in line], "success_rate", label)
+            _errorbar(axes[1], xs, [s for _, s in line], "stealth_success_rate", label)
+            points += [(attack, s) for _, s in line]
+        for ax, title in zip(axes, ("success rate", "stealth success rate")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("epsilon × 255" if name == "epsilon" else "steps")
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=6)
+        fig.tight_layout()
+        path = out / f"curve_vs_{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    if points:
+        fig, ax = plt.subplots(figsize=(4.5, 3.5))
+        by_attack: dict[str, list[dict]] = defaultdict(list)
+        for attack, summary in points:
+            by_attack[attack].append(summary)
+        for attack, summaries in sorted(by_attack.items()):
+            summaries.sort(key=lambda s: _num(s.get("success_rate")))
+            ax.plot([_num(s.get("success_rate")) for s in summaries],
+                    [_num(s.get("psnr_attacked")) for s in summaries], marker="o", ms=3, label=attack)
+        ax.set_xlabel("success rate")
+        ax.set_ylabel("PSNR(D(x_n+δ), x) dB")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        path = out / "curve_psnr_vs_success.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def curve_sections(cells: Sequence, out: Path) -> list[str]:  # noqa: ANN001
+    """Markdown sections (curves, step size, ablation) for report.md; PNGs saved under `out`."""
+    entries = [(c.choices.get("attack", "?"), cell_params(c.path), c.summary)
+               for c in cells if c.finished]
+    sections = []
+    pngs = draw_curves(entries, out)
+    if pngs:
+        sections.append("## Strength curves\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+    sections += [s for s in (stepsize_section(entries), ablation_section(entries)) if s]
+    return sections
