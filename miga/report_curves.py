@@ -1,4 +1,4 @@
-"""Strength curves, the strongest-baseline step-size table and the ablation table (docs/protocol.md).
+"""Strength curves, the strongest-baseline step-size table and the ablation table.
 
 `miga.report` calls `curve_sections(cells, out)`: it reads each cell's parameters from its
 `.hydra/overrides.yaml` (and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml` where
@@ -23,9 +23,17 @@ STEP_KNOBS = ("attack.optimizer.lr", "attack.step_fraction")
 #: The step-size pick: highest success rate, then stealth success, then PSNR(D(x_n+delta), x).
 PICK_KEYS = ("success_rate", "stealth_success_rate", "psnr_attacked")
 ABLATION_KEY = "ablation"
-ABLATION_METRICS = ("success_rate", "stealth_success_rate", "psnr_attacked",
-                    "psnr_perturbed_vs_noisy", "linf_max", "heldout_critic_attacked",
-                    "attack_critic_attacked", "rouge_attacked", "rouge_attacked_vs_reference")
+ABLATION_METRICS = (
+    "success_rate",
+    "stealth_success_rate",
+    "psnr_attacked",
+    "psnr_perturbed_vs_noisy",
+    "linf_max",
+    "heldout_critic_attacked",
+    "attack_critic_attacked",
+    "rouge_attacked",
+    "rouge_attacked_vs_reference",
+)
 EPSILON, STEPS = "budget.epsilon", "attack.steps"
 
 
@@ -69,7 +77,11 @@ def _fmt(summary: dict, key: str) -> str:
         return "—"
     ci = summary.get(key + CI_SUFFIX)
     small = isinstance(value, float) and 0 < abs(value) < 0.1
-    text = (f"{value:.3g}" if small else f"{value:.2f}") if isinstance(value, (int, float)) else str(value)
+    text = (
+        (f"{value:.3g}" if small else f"{value:.2f}")
+        if isinstance(value, (int, float))
+        else str(value)
+    )
     return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
 
 
@@ -87,18 +99,23 @@ def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str
             grids[(attack, knob)].append((params[knob], summary))
     if not grids:
         return ""
-    parts = ["## Step size (strongest-baseline protocol)\n",
-             "Pick: highest success rate, then stealth success, then PSNR(D(x_n+δ), x).\n"]
+    parts = [
+        "## Step size (strongest-baseline protocol)\n",
+        "Pick: highest success rate, then stealth success, then PSNR(D(x_n+δ), x).\n",
+    ]
     best_rows = []
     for (attack, knob), grid in sorted(grids.items()):
         grid.sort(key=lambda e: _num(e[0]))
         best = pick_best(grid)
-        rows = [[f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
-                for v, s in grid]
+        rows = [
+            [f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
+            for v, s in grid
+        ]
         parts.append(f"### {attack} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
         best_rows.append([attack, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
-    parts.append("### At the best step size\n\n"
-                 + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n")
+    parts.append(
+        "### At the best step size\n\n" + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n"
+    )
     return "\n".join(parts)
 
 
@@ -120,7 +137,9 @@ def _series(entries, x_key: str, fixed_key: str):  # noqa: ANN001, ANN202
         if ABLATION_KEY in params or any(k in params for k in STEP_KNOBS) or x_key not in params:
             continue
         lines[(attack, params.get(fixed_key, "?"))].append((_num(params[x_key]), summary))
-    return {k: sorted(v, key=lambda e: e[0]) for k, v in lines.items() if len({x for x, _ in v}) > 1}
+    return {
+        k: sorted(v, key=lambda e: e[0]) for k, v in lines.items() if len({x for x, _ in v}) > 1
+    }
 
 
 def _errorbar(ax, xs, summaries, key: str, label: str, **style) -> None:  # noqa: ANN001
@@ -139,7 +158,10 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
 
     written = []
     points = []  # (attack, success, psnr) for the trade-off plot
-    for x_key, fixed_key, name, scale in ((EPSILON, STEPS, "epsilon", 255.0), (STEPS, EPSILON, "steps", 1.0)):
+    for x_key, fixed_key, name, scale in (
+        (EPSILON, STEPS, "epsilon", 255.0),
+        (STEPS, EPSILON, "steps", 1.0),
+    ):
         lines = _series(entries, x_key, fixed_key)
         if not lines:
             continue
@@ -168,8 +190,13 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
             by_attack[attack].append(summary)
         for attack, summaries in sorted(by_attack.items()):
             summaries.sort(key=lambda s: _num(s.get("success_rate")))
-            ax.plot([_num(s.get("success_rate")) for s in summaries],
-                    [_num(s.get("psnr_attacked")) for s in summaries], marker="o", ms=3, label=attack)
+            ax.plot(
+                [_num(s.get("success_rate")) for s in summaries],
+                [_num(s.get("psnr_attacked")) for s in summaries],
+                marker="o",
+                ms=3,
+                label=attack,
+            )
         ax.set_xlabel("success rate")
         ax.set_ylabel("PSNR(D(x_n+δ), x) dB")
         ax.grid(alpha=0.3)
@@ -184,11 +211,14 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
 
 def curve_sections(cells: Sequence, out: Path) -> list[str]:  # noqa: ANN001
     """Markdown sections (curves, step size, ablation) for report.md; PNGs saved under `out`."""
-    entries = [(c.choices.get("attack", "?"), cell_params(c.path), c.summary)
-               for c in cells if c.finished]
+    entries = [
+        (c.choices.get("attack", "?"), cell_params(c.path), c.summary) for c in cells if c.finished
+    ]
     sections = []
     pngs = draw_curves(entries, out)
     if pngs:
-        sections.append("## Strength curves\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+        sections.append(
+            "## Strength curves\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
+        )
     sections += [s for s in (stepsize_section(entries), ablation_section(entries)) if s]
     return sections

@@ -23,7 +23,15 @@ def _params(experiment: str) -> dict[str, list[str]]:
 
 def test_strength_sweeps_every_attack_over_eight_epsilons() -> None:
     params = _params("strength")
-    assert params["attack"] == ["miga", "ifgsm", "pgd", "pgd_l2", "obsatk", "denoising_pgd", "random"]
+    assert params["attack"] == [
+        "miga",
+        "ifgsm",
+        "pgd",
+        "pgd_l2",
+        "obsatk",
+        "denoising_pgd",
+        "random",
+    ]
     assert [float(e) for e in params["budget.epsilon"]] == pytest.approx(EPSILONS)
 
 
@@ -54,9 +62,15 @@ def test_ablation_turns_off_one_term(variant: str, expected: dict) -> None:
 
 def test_ablation_form_and_scheduler_variants() -> None:
     assert _params("ablation")["ablation"][0] == "full"
-    assert compose_config(["experiment=ablation", "ablation=prob_mse"]).mi_estimator.form == "prob_mse"
-    assert compose_config(["experiment=ablation", "ablation=no_steplr"]).attack.scheduler.gamma == 1.0
-    assert compose_config(["experiment=ablation", "ablation=steplr1"]).attack.scheduler.step_size == 1
+    assert (
+        compose_config(["experiment=ablation", "ablation=prob_mse"]).mi_estimator.form == "prob_mse"
+    )
+    assert (
+        compose_config(["experiment=ablation", "ablation=no_steplr"]).attack.scheduler.gamma == 1.0
+    )
+    assert (
+        compose_config(["experiment=ablation", "ablation=steplr1"]).attack.scheduler.step_size == 1
+    )
 
 
 def test_unknown_task_ablation() -> None:
@@ -71,11 +85,27 @@ def test_unknown_task_ablation() -> None:
 def test_tiny_strength_sweep_draws_curves(tmp_path: Path) -> None:
     sweep = tmp_path / "strength"
     subprocess.run(
-        [sys.executable, "-m", "miga.run", "-m", "experiment=strength", "attack=ifgsm,random",
-         "budget.epsilon=0.00392156862745098,0.01568627450980392", "attack.steps=1",
-         "dataset=demo_small", "dataset.dataset.limit=2", "dataset.batch_size=2", "logger=none",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=REPO, env={**os.environ}, check=True, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "miga.run",
+            "-m",
+            "experiment=strength",
+            "attack=ifgsm,random",
+            "budget.epsilon=0.00392156862745098,0.01568627450980392",
+            "attack.steps=1",
+            "dataset=demo_small",
+            "dataset.dataset.limit=2",
+            "dataset.batch_size=2",
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=REPO,
+        env={**os.environ},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert report_main([str(sweep)]) == 0
     out = sweep / "report"

@@ -7,13 +7,22 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from miga.report_curves import (ablation_section, cell_params, draw_curves, pick_best,
-                                stepsize_section)
+from miga.report_curves import (
+    ablation_section,
+    cell_params,
+    draw_curves,
+    pick_best,
+    stepsize_section,
+)
 
 
 def _s(success, stealth=0.0, psnr=20.0):  # noqa: ANN001, ANN202
-    return {"success_rate": success, "stealth_success_rate": stealth, "psnr_attacked": psnr,
-            "success_rate_ci95": [max(0.0, success - 0.1), min(1.0, success + 0.1)]}
+    return {
+        "success_rate": success,
+        "stealth_success_rate": stealth,
+        "psnr_attacked": psnr,
+        "success_rate_ci95": [max(0.0, success - 0.1), min(1.0, success + 0.1)],
+    }
 
 
 def test_pick_is_the_best_of_its_grid_with_documented_tie_breaks() -> None:
@@ -27,8 +36,10 @@ def test_pick_is_the_best_of_its_grid_with_documented_tie_breaks() -> None:
 
 
 def test_stepsize_table_marks_the_pick_per_attack() -> None:
-    entries = [("miga", {"attack.optimizer.lr": v}, _s(r)) for v, r in
-               (("0.1", 0.6), ("0.004", 0.8), ("0.001", 0.7))]
+    entries = [
+        ("miga", {"attack.optimizer.lr": v}, _s(r))
+        for v, r in (("0.1", 0.6), ("0.004", 0.8), ("0.001", 0.7))
+    ]
     entries += [("pgd_l2", {"attack.step_fraction": "0.25"}, _s(0.3))]
     text = stepsize_section(entries)
     assert "| 0.004 (picked) |" in text and "0.1 (picked)" not in text
@@ -37,15 +48,20 @@ def test_stepsize_table_marks_the_pick_per_attack() -> None:
 
 
 def test_ablation_table_puts_full_first() -> None:
-    entries = [("miga", {"ablation": n}, _s(r)) for n, r in (("no_mi", 0.1), ("full", 0.9), ("a", 0.5))]
+    entries = [
+        ("miga", {"ablation": n}, _s(r)) for n, r in (("no_mi", 0.1), ("full", 0.9), ("a", 0.5))
+    ]
     rows = [line for line in ablation_section(entries).splitlines() if line.startswith("| ")]
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["full", "a", "no_mi"]
     assert "0.90 [0.80, 1.00]" in rows[1]
 
 
 def test_curves_drawn_one_line_per_attack(tmp_path: Path) -> None:
-    entries = [(a, {"budget.epsilon": str(e / 255), "attack.steps": "10"}, _s(e / 4))
-               for a in ("miga", "ifgsm") for e in (1.0, 2.0, 4.0)]
+    entries = [
+        (a, {"budget.epsilon": str(e / 255), "attack.steps": "10"}, _s(e / 4))
+        for a in ("miga", "ifgsm")
+        for e in (1.0, 2.0, 4.0)
+    ]
     names = sorted(p.name for p in draw_curves(entries, tmp_path))
     assert names == ["curve_psnr_vs_success.png", "curve_vs_epsilon.png"]
     assert all((tmp_path / n).stat().st_size > 1000 for n in names)
@@ -54,9 +70,17 @@ def test_curves_drawn_one_line_per_attack(tmp_path: Path) -> None:
 
 def test_cell_params_reads_overrides_and_config(tmp_path: Path) -> None:
     (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(OmegaConf.create(["attack=miga", "budget.epsilon=0.5", "+ablation=no_mi"]),
-                   tmp_path / ".hydra" / "overrides.yaml")
-    OmegaConf.save(OmegaConf.create({"attack": {"steps": 7}, "budget": {"epsilon": 0.1}}),
-                   tmp_path / ".hydra" / "config.yaml")
-    assert cell_params(tmp_path) == {"attack": "miga", "budget.epsilon": "0.5",
-                                     "ablation": "no_mi", "attack.steps": "7"}
+    OmegaConf.save(
+        OmegaConf.create(["attack=miga", "budget.epsilon=0.5", "+ablation=no_mi"]),
+        tmp_path / ".hydra" / "overrides.yaml",
+    )
+    OmegaConf.save(
+        OmegaConf.create({"attack": {"steps": 7}, "budget": {"epsilon": 0.1}}),
+        tmp_path / ".hydra" / "config.yaml",
+    )
+    assert cell_params(tmp_path) == {
+        "attack": "miga",
+        "budget.epsilon": "0.5",
+        "ablation": "no_mi",
+        "attack.steps": "7",
+    }
