@@ -67,6 +67,16 @@ def queue(env: dict) -> list[str]:
     return out.stdout.split()
 
 
+def drained(env: dict, timeout: float = 60.0) -> bool:
+    """Whether the queue empties within `timeout` (a cancelled job passes through COMPLETING)."""
+    deadline = time.monotonic() + timeout
+    while queue(env):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def cells(out: Path) -> list[Path]:
     return sorted(p.parent for p in out.rglob("provenance.json"))
 
@@ -101,7 +111,7 @@ def test_a_cancelled_job_resumes_keeping_its_finished_batches(
     subprocess.run(["scancel", job], env=cluster, check=True)
     log = running.communicate(timeout=120)[0]
     assert running.returncode != 0 and "SIGTERM received" in log
-    assert job not in queue(cluster)
+    assert drained(cluster), queue(cluster)
     (cell,) = cells(out)
     kept = {p.name: p.read_bytes() for p in (cell / "rows").glob("*.csv")}
     assert 2 <= len(kept) < 8 and not (cell / "summary.json").exists()
@@ -120,7 +130,7 @@ def test_a_cell_failing_inside_its_job_is_reported_failed(cluster: dict, tmp_pat
     done = sweep(cluster, out, "denoiser=demo,dncnn", "attack.steps=1", "dataset.dataset.limit=2")
     assert done.returncode != 0
     assert "checkpoint not found" in done.stderr and "dncnn_color_blind.pth" in done.stderr
-    assert not queue(cluster)  # nothing left hanging in the queue
+    assert drained(cluster), queue(cluster)  # nothing left hanging in the queue
     status = {c.parent.name: (c / "summary.json").exists() for c in cells(out)}
     assert status == {"miga_demo_demo": True, "miga_dncnn_demo": False}
     report_dir = out / "report"
