@@ -17,7 +17,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -42,6 +42,8 @@ FACTORS = ("attack", "mi_estimator", "defense", "noise", "downstream")
 #: Factors only transfer cells set (miga.report_transfer draws their matrices); a cell without
 #: them is white-box and its tables' titles do not mention them.
 OPTIONAL_FACTORS = ("denoiser@surrogate.denoiser", "downstream@surrogate.downstream")
+#: Plain (non-group) keys sweeps vary; read from each cell's saved config when not overridden.
+EPSILON, STEPS = "budget.epsilon", "attack.steps"
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Cell:
     choices: dict[str, str]
     summary: dict[str, float] | None
     rows_done: int
+    #: its command-line values, plain keys included (`cell_params`), read once with the cell
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -81,7 +85,25 @@ def _read_cell(folder: Path) -> Cell:
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     parts = list((folder / PARTS_DIR).glob("*.csv")) if (folder / PARTS_DIR).is_dir() else []
     rows = sum(len(read_rows(part)) for part in parts)
-    return Cell(folder, record.get("choices", {}), summary, rows)
+    return Cell(folder, record.get("choices", {}), summary, rows, cell_params(folder))
+
+
+def cell_params(path: Path) -> dict[str, str]:
+    """The cell's command-line overrides, plus its epsilon and steps (from its saved config)."""
+    params: dict[str, str] = {}
+    overrides = path / ".hydra" / "overrides.yaml"
+    if overrides.is_file():
+        for item in OmegaConf.load(overrides) or []:
+            key, _, value = str(item).partition("=")
+            params[key.lstrip("+~")] = value
+    config = path / ".hydra" / "config.yaml"
+    if config.is_file():
+        loaded = OmegaConf.load(config)
+        for key in (EPSILON, STEPS):
+            value = OmegaConf.select(loaded, key, default=None, throw_on_resolution_failure=False)
+            if key not in params and value is not None:
+                params[key] = str(value)
+    return params
 
 
 def expected_grid(sources: Iterable[str]) -> list[dict[str, str]]:
@@ -105,19 +127,19 @@ def expected_grid(sources: Iterable[str]) -> list[dict[str, str]]:
 
 
 def missing_cells(expected: Sequence[dict[str, str]], cells: Sequence[Cell]) -> list[dict]:
-    """Expected combinations that no cell folder matches."""
+    """Expected combinations that no cell folder matches (by group choice or plain key)."""
+    given = [{**c.params, **c.choices} for c in cells]
     return [
         combo
         for combo in expected
-        if not any(all(_given(c).get(k) == v for k, v in combo.items()) for c in cells)
+        if not any(all(g.get(k) == v for k, v in combo.items()) for g in given)
     ]
 
 
-def _given(cell: Cell) -> dict[str, str]:
-    """A cell's group choices and its command-line values (sweeps over plain keys too)."""
-    from miga.report_curves import cell_params
-
-    return {**cell_params(cell.path), **cell.choices}
+def label(choices: dict[str, str] | Iterable[tuple[str, str]]) -> str:
+    """`k=v, k=v`: how the report names a cell or a group of cells."""
+    pairs = choices.items() if isinstance(choices, dict) else choices
+    return ", ".join(f"{k}={v}" for k, v in pairs)
 
 
 def table(cells: Sequence[Cell], metric: str) -> tuple[list[str], list[str], dict]:
@@ -230,9 +252,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     ]
     for factor, group in itertools.groupby(sorted(cells, key=Cell.factor), key=Cell.factor):
         group = list(group)
-        label = ", ".join(f"{k}={v}" for k, v in factor)
+        title = label(factor)
         slug = "_".join(v for _, v in factor).replace("/", "-")
-        sections.append(f"## {label}\n")
+        sections.append(f"## {title}\n")
         for metric in METRICS:
             rows, columns, values = table(group, metric)
             if not any(v is not None for v in values.values()):
@@ -243,13 +265,13 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])
                 writer.writerows([[r, *[_fmt(values.get((r, c))) for c in columns]] for r in rows])
-            heatmap(out / f"{metric}__{slug}.png", label, rows, columns, values, metric=metric)
+            heatmap(out / f"{metric}__{slug}.png", title, rows, columns, values, metric=metric)
     problems = [
         f"- failed/incomplete: `{c.path}` ({c.rows_done} rows written)"
         for c in cells
         if not c.finished
     ]
-    problems += [f"- missing: {', '.join(f'{k}={v}' for k, v in m.items())}" for m in missing]
+    problems += [f"- missing: {label(m)}" for m in missing]
     from miga.report_transfer import transfer_sections  # surrogate × victim matrices
 
     sections += transfer_sections(cells, out)

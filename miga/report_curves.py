@@ -1,10 +1,10 @@
 """Strength curves, the strongest-baseline step-size table and the ablation table.
 
-`miga.report` calls `curve_sections(cells, out)`: it reads each cell's parameters from its
-`.hydra/overrides.yaml` (and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml` where
-not overridden), draws one line per attack of success and stealth success against epsilon and
-against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the
-summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown.
+`miga.report` calls `curve_sections(cells, out)`: from each cell's parameters (`Cell.params`:
+its `.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml`
+where not overridden) it draws one line per attack of success and stealth success against
+epsilon and against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from
+the summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from miga.metrics.summary import CI_SUFFIX
+from miga.report import EPSILON, STEPS, cell_params  # noqa: F401  (cell_params: re-exported)
 
 #: Each attack's step-size knob (the override that names it), in the order looked up.
 STEP_KNOBS = ("attack.optimizer.lr", "attack.step_fraction")
@@ -34,25 +33,6 @@ ABLATION_METRICS = (
     "rouge_attacked",
     "rouge_attacked_vs_reference",
 )
-EPSILON, STEPS = "budget.epsilon", "attack.steps"
-
-
-def cell_params(path: Path) -> dict[str, str]:
-    """The cell's command-line overrides, plus its epsilon and steps (from its saved config)."""
-    params: dict[str, str] = {}
-    overrides = path / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        for item in OmegaConf.load(overrides) or []:
-            key, _, value = str(item).partition("=")
-            params[key.lstrip("+~")] = value
-    config = path / ".hydra" / "config.yaml"
-    if config.is_file():
-        loaded = OmegaConf.load(config)
-        for key in (EPSILON, STEPS):
-            value = OmegaConf.select(loaded, key, default=None, throw_on_resolution_failure=False)
-            if key not in params and value is not None:
-                params[key] = str(value)
-    return params
 
 
 def _num(value: object) -> float:
@@ -211,9 +191,7 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
 
 def curve_sections(cells: Sequence, out: Path) -> list[str]:  # noqa: ANN001
     """Markdown sections (curves, step size, ablation) for report.md; PNGs saved under `out`."""
-    entries = [
-        (c.choices.get("attack", "?"), cell_params(c.path), c.summary) for c in cells if c.finished
-    ]
+    entries = [(c.choices.get("attack", "?"), c.params, c.summary) for c in cells if c.finished]
     sections = []
     pngs = draw_curves(entries, out)
     if pngs:

@@ -17,7 +17,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import METRIC_SPECS, METRICS, Cell, intervals, table, with_interval
+from miga.report import METRIC_SPECS, METRICS, Cell, intervals, label, table, with_interval
 from miga.utils.results_dir import PROVENANCE_FILE
 
 #: The paper's effect, on the first screen: accuracy on D(x_n) vs D(x_n+δ), success, fidelity.
@@ -30,10 +30,6 @@ PROVENANCE_KEYS = ("config_hash", "git_commit", "results_format", "python")
 def data_uri(path: Path) -> str:
     """A PNG as a `data:` URI, so the page needs no file next to it."""
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def label(choices: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in choices.items())
 
 
 def _provenance(cell: Cell) -> dict:

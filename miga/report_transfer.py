@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import FACTORS, OPTIONAL_FACTORS, Cell, heatmap, markdown_table
+from miga.report import FACTORS, OPTIONAL_FACTORS, Cell, heatmap, label, markdown_table
 
 #: (victim key, surrogate key) of each kind of transfer
 PAIRS = (
@@ -51,9 +51,9 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
             group = list(group)
             if not any(c.choices.get(surrogate) not in UNSET for c in group):
                 continue
-            label = ", ".join(f"{k}={v}" for k, v in context)
+            title = label(context)
             slug = f"{victim}_" + "_".join(v for _, v in context).replace("/", "-")
-            sections.append(f"## Transfer of {victim}s ({label})\n")
+            sections.append(f"## Transfer of {victim}s ({title})\n")
             sections.append(
                 f"Rows: the {victim} the attack optimised through; columns: the {victim} that "
                 "scored the rows. Diagonal: white-box.\n"
@@ -72,7 +72,7 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
                 sections.append(markdown_table(metric, names, names, values, cis) + "\n")
                 heatmap(
                     out / f"transfer_{metric}__{slug}.png",
-                    f"transfer of {victim}s (rows: attacked through, columns: scored by), {label}",
+                    f"transfer of {victim}s (rows: attacked through, columns: scored by), {title}",
                     names,
                     names,
                     values,

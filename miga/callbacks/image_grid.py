@@ -7,6 +7,7 @@ grid can be read without `samples.csv` beside it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def captions(row: dict[str, float], model: Any, amplify: float) -> list[list[str
     return out
 
 
+@functools.cache
 def _font() -> ImageFont.FreeTypeFont:
     """DejaVu Sans (it has δ, ✓, ✗), from matplotlib's bundled fonts: present wherever we are."""
     from matplotlib import font_manager
