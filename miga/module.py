@@ -24,6 +24,7 @@ from torch import nn
 from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
+from miga.data.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorer
 
 
@@ -51,6 +52,7 @@ class AttackModule(L.LightningModule):
         compile_models: bool = False,
         surrogate_denoiser: nn.Module | None = None,
         surrogate_task_model: nn.Module | None = None,
+        sensor: SensorNoise | None = None,
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
         on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
@@ -61,6 +63,10 @@ class AttackModule(L.LightningModule):
         transfer threat model. The attack optimises through these (each defaults to the
         victim's own) and sees only their outputs, D_s(x_n) included; every row is scored
         through the victim's models, and its `white_box` column is 0 when any surrogate is set.
+
+        `sensor` (the config's `sensor` group): noise the attacker does not control. The attack
+        gets it (EOT over its `attack_draws`), and every δ is also scored on its `eval_draws`
+        fresh draws by its scorers (`sensor<m>_<column>`; `sensor_columns`).
         """
         super().__init__()
         self.denoiser = denoiser
@@ -71,6 +77,7 @@ class AttackModule(L.LightningModule):
         self.attack = attack
         self.noise = noise
         self.scorers = list(scorers)
+        self.sensor = sensor
         self.seed = seed
         self.grid_images = grid_images
         self.images_sent = 0
@@ -136,7 +143,7 @@ class AttackModule(L.LightningModule):
                 own = attacker.evaluate(inputs.noisy, inputs.index, self.seed).float()
             seen = replace(inputs, denoised=own)
         with torch.enable_grad():
-            result = self.attack(seen, attacker)
+            result = self.attack(seen, attacker, self.sensor)
         delta = result.delta.float()
         perturbed = inputs.noisy + delta
         with full_precision(perturbed.device):
@@ -156,7 +163,27 @@ class AttackModule(L.LightningModule):
             columns = {"white_box": torch.full((len(delta),), float(self.white_box))}
             for scorer in self.scorers:
                 columns.update(scorer(outcome))
+            if self.sensor is not None:
+                columns.update(self.sensor_columns(outcome, inputs.index))
         return {"id": inputs.index, "columns": columns, "images": self._images_to_send(outcome)}
+
+    def sensor_columns(self, outcome: Outcome, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The sensor's scorers on each of its fresh draws m: x + n_m and x + n_m + δ through
+        the victim (call in `full_precision`). Draws come from streams the attack never read."""
+        sensor, columns = self.sensor, {}
+        for draw in range(sensor.eval_draws):
+            noisy = sensor.eval_noisy(outcome.clean, index, self.seed, draw)
+            perturbed = sensor.observe(noisy, outcome.delta)
+            fresh = replace(
+                outcome,
+                noisy=noisy,
+                denoised=self.victim.evaluate(noisy, index, self.seed).float(),
+                perturbed=perturbed,
+                attacked=self.victim.evaluate(perturbed, index, self.seed).float(),
+            )
+            for scorer in sensor.scorers:
+                columns.update({f"sensor{draw}_{k}": v for k, v in scorer(fresh).items()})
+        return columns
 
     def _images_to_send(self, outcome: Outcome) -> dict[str, torch.Tensor]:
         """Only the first `grid_images` samples of the cell carry images to the callbacks."""

@@ -32,6 +32,7 @@ METRICS = (
     "acc_attacked",
     "success_rate",
     "stealth_success_rate",
+    "sensor_success_rate",
     "psnr_denoised",
     "psnr_attacked",
     "ssim_attacked",
@@ -44,6 +45,8 @@ FACTORS = ("attack", "mi_estimator", "defense", "noise", "downstream")
 OPTIONAL_FACTORS = ("denoiser@surrogate.denoiser", "downstream@surrogate.downstream")
 #: Plain (non-group) keys sweeps vary; read from each cell's saved config when not overridden.
 EPSILON, STEPS = "budget.epsilon", "attack.steps"
+#: The sensor threat model's EOT draws per step (miga.report_sensor), read like EPSILON/STEPS.
+ATTACK_DRAWS = "sensor.attack_draws"
 
 
 @dataclass
@@ -99,7 +102,7 @@ def cell_params(path: Path) -> dict[str, str]:
     config = path / ".hydra" / "config.yaml"
     if config.is_file():
         loaded = OmegaConf.load(config)
-        for key in (EPSILON, STEPS):
+        for key in (EPSILON, STEPS, ATTACK_DRAWS):
             value = OmegaConf.select(loaded, key, default=None, throw_on_resolution_failure=False)
             if key not in params and value is not None:
                 params[key] = str(value)
@@ -192,6 +195,11 @@ METRIC_SPECS: dict[str, tuple[str, str, tuple[float, float] | None]] = {
     "acc_attacked": ("accuracy on D(x_adv)", "lower = stronger attack", (0.0, 1.0)),
     "success_rate": ("attack success rate", "higher = stronger attack", (0.0, 1.0)),
     "stealth_success_rate": ("stealthy success rate", "higher = stronger attack", (0.0, 1.0)),
+    "sensor_success_rate": (
+        "success rate under fresh sensor noise (mean over draws)",
+        "higher = stronger attack",
+        (0.0, 1.0),
+    ),
     "psnr_denoised": ("PSNR of D(x_n) [dB]", "higher is better", None),
     "psnr_attacked": ("PSNR of D(x_adv) [dB]", "higher = more stealthy", None),
     "ssim_attacked": ("SSIM of D(x_adv)", "higher = more stealthy", (0.0, 1.0)),
@@ -278,6 +286,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     from miga.report_curves import curve_sections  # strength curves, step size, ablation
 
     sections += curve_sections(cells, out)
+    from miga.report_sensor import sensor_sections  # success under noise the attack never saw
+
+    sections += sensor_sections(cells, out)
     if problems:
         sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")

@@ -55,6 +55,7 @@ def build_module(cfg: DictConfig) -> AttackModule:
         surrogate_denoiser=surrogate(cfg, "denoiser"),
         surrogate_task_model=surrogate(cfg, "downstream"),
         defense=instantiate(cfg.get("defense")),
+        sensor=instantiate(cfg.get("sensor")),
         scorers=instantiate(cfg.metrics.scorers),
         seed=cfg.seed,
         grid_images=cfg.metrics.grid_images,

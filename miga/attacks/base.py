@@ -10,6 +10,10 @@ optimiser" pattern). Per-sample bookkeeping:
   poisons a batch);
 - an optional stopping rule freezes samples that already reached the goal, and frozen samples
   leave the forward/backward pass, so early stopping saves compute, not just updates.
+
+Under the sensor threat model (miga.data.sensor) with K attack draws, each step scores δ on K
+fresh noisy draws of the clean image and minimises the mean loss over them (EOT); the stopping
+rule then freezes a sample only when its goal holds on all K draws of the step.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +29,9 @@ from torch import Tensor, nn
 from miga.attacks.budgets import Budget, Unbounded
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm
+
+if TYPE_CHECKING:
+    from miga.data.sensor import SensorNoise
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -110,8 +118,13 @@ class Attack(nn.Module):
             return self.budget.random_start(inputs.noisy, inputs.index, inputs.seed)
         return torch.zeros_like(inputs.noisy)
 
-    def forward(self, inputs: AttackInputs, victim: Victim) -> AttackResult:
-        """Run the attack on one batch; call under `torch.enable_grad()`."""
+    def forward(
+        self, inputs: AttackInputs, victim: Victim, sensor: SensorNoise | None = None
+    ) -> AttackResult:
+        """Run the attack on one batch; call under `torch.enable_grad()`.
+
+        `sensor` (with `attack_draws` K ≥ 1): optimise the expectation over K noise draws per
+        step instead of the batch's own x_n (EOT); δ is still projected around x_n."""
         batch = len(inputs)
         device = inputs.noisy.device
         delta = self.initial_delta(inputs).detach().requires_grad_(True)
@@ -132,8 +145,8 @@ class Attack(nn.Module):
             rows = active.nonzero().squeeze(1)
             sub_inputs = inputs if bool(active.all()) else inputs.select(active)
             sub_delta = delta if bool(active.all()) else delta[rows]
-            state = self._step_state(sub_inputs, victim, sub_delta)
-            loss, _ = self.objective(state)
+            state = self._step_state(sub_inputs, victim, sub_delta, sensor, step)
+            loss = state.per_image(self.objective(state)[0])
 
             finite = torch.isfinite(loss).detach()
             bad = rows[~finite]
@@ -142,7 +155,7 @@ class Attack(nn.Module):
             # through the step's write-back below (δ itself is in this step's graph).
             if previous is not None:
                 steps[bad] -= 1
-            done = self.stopping(state).detach() & finite if self.stopping else None
+            done = self._reached(state) & finite if self.stopping else None
             if done is not None:
                 stopped[rows[done]] = True
             update = finite if done is None else finite & ~done
@@ -172,15 +185,37 @@ class Attack(nn.Module):
         return AttackResult(delta.detach(), steps, flagged, stopped, history)
 
     @staticmethod
-    def _step_state(inputs: AttackInputs, victim: Victim, delta: Tensor) -> StepState:
-        perturbed = inputs.noisy + delta
+    def _step_state(
+        inputs: AttackInputs,
+        victim: Victim,
+        delta: Tensor,
+        sensor: SensorNoise | None = None,
+        step: int = 0,
+    ) -> StepState:
+        """x_n+δ and D(x_n+δ); with sensor draws, the K views x+n_k+δ stacked draw-major."""
+        if sensor is None or sensor.attack_draws == 0:
+            perturbed = inputs.noisy + delta
+            return StepState(inputs, victim, delta, perturbed, victim.denoise(perturbed))
+        draws = sensor.attack_draws
+        with torch.no_grad():
+            noisy = sensor.attack_noisy(inputs.clean, inputs.index, inputs.seed, step)
+        tiled = torch.cat([delta] * draws)
+        perturbed = sensor.observe(noisy, tiled)
         return StepState(
-            inputs=inputs,
+            inputs=inputs.repeat(draws, noisy),
             victim=victim,
-            delta=delta,
+            delta=tiled,
             perturbed=perturbed,
             output=victim.denoise(perturbed),
+            draws=draws,
         )
+
+    def _reached(self, state: StepState) -> Tensor:
+        """(B,) bool: the stopping rule holds for the sample (on every draw of the step)."""
+        reached = self.stopping(state).detach()
+        if state.draws == 1:
+            return reached
+        return reached.view(state.draws, -1).all(dim=0)
 
     def _sanitise_gradient(self, delta: Tensor, keep: Tensor) -> None:
         """Zero frozen samples' gradient, drop non-finite values, clip each sample's norm."""

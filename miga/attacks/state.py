@@ -76,17 +76,40 @@ class AttackInputs:
             seed=self.seed,
         )
 
+    def repeat(self, times: int, noisy: Tensor) -> AttackInputs:
+        """The batch `times` over, draw-major (rows k·B … k·B+B−1 are copy k), each copy with
+        its own noisy image from `noisy` (K·B, …): the EOT view of the sensor threat model."""
+        tile = lambda t: None if t is None else torch.cat([t] * times)  # noqa: E731
+        return AttackInputs(
+            clean=tile(self.clean),
+            noisy=noisy,
+            denoised=tile(self.denoised),
+            index=tile(self.index),
+            label=tile(self.label),
+            reference=tile(self.reference),
+            seed=self.seed,
+        )
+
 
 @dataclass
 class StepState:
-    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached task logits."""
+    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached task logits.
+
+    Under the sensor threat model with K attack draws, every field holds K·B rows (draw-major,
+    `draws` = K): the loop averages per-sample losses over the draws (`per_image`).
+    """
 
     inputs: AttackInputs
     victim: Victim
     delta: Tensor
     perturbed: Tensor
     output: Tensor
+    draws: int = 1
     _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
+
+    def per_image(self, values: Tensor) -> Tensor:
+        """(K·B,) per-row values → (B,) means over each image's K draws (identity for K = 1)."""
+        return values if self.draws == 1 else values.view(self.draws, -1).mean(dim=0)
 
     def task_logits(self) -> Tensor:
         """Task model on D(x_n+δ), computed once per step whatever number of terms use it."""

@@ -22,7 +22,9 @@ class GaussianNoise(nn.Module):
         self.sigma = sigma
         self.clip = clip
 
-    def forward(self, image: Tensor, index: Tensor, seed: int) -> Tensor:
-        noise = per_sample_randn(image.shape[1:], index, seed, "noise", image)
+    def forward(self, image: Tensor, index: Tensor, seed: int, stream: str = "noise") -> Tensor:
+        """One draw per sample from the stream (seed, `stream`, index): "noise" is the cell's
+        x_n; other streams are further draws (the sensor threat model's, miga.data.sensor)."""
+        noise = per_sample_randn(image.shape[1:], index, seed, stream, image)
         noisy = image + noise * (self.sigma / 255.0)
         return noisy.clamp(0.0, 1.0) if self.clip else noisy

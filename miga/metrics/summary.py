@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from miga.metrics.intervals import bootstrap_mean, wilson
 
 #: summary key → (column, reduction). Rows lacking the column leave the key out.
@@ -112,7 +114,40 @@ def summarize(rows: Sequence[Mapping[str, float]], seed: int = 0) -> dict[str, o
         if rows and column in rows[0]:
             summary[key] = _reduce([float(row[column]) for row in rows], how)
     summary.update(intervals(rows, seed))
+    summary.update(sensor_summary(rows, seed))
     return summary
+
+
+#: Prefix of the sensor threat model's per-draw columns (`sensor<m>_<column>`) and its keys.
+SENSOR_PREFIX = "sensor"
+
+
+def sensor_summary(rows: Sequence[Mapping[str, float]], seed: int) -> dict[str, object]:
+    """Reductions over the sensor's fresh draws (miga.data.sensor), for every mean/rate key
+    whose column was scored per draw: `sensor_<key>` the mean over draws of the per-draw
+    value, `sensor_<key>_std` its spread across draws (sample std; 0 for one draw),
+    `sensor_<key>_draws` the per-draw values, and `sensor_<key>_ci95` a bootstrap over images
+    of each image's mean over its draws (draws of one image are not independent samples).
+    """
+    out: dict[str, object] = {}
+    if not rows:
+        return out
+    for key, (column, how) in SUMMARY_RULES.items():
+        names = []
+        while f"{SENSOR_PREFIX}{len(names)}_{column}" in rows[0]:
+            names.append(f"{SENSOR_PREFIX}{len(names)}_{column}")
+        if not names or how not in ("mean", "nanmean"):
+            continue
+        table = np.array([[float(row[name]) for name in names] for row in rows])  # images×draws
+        per_draw = [float(_reduce(list(table[:, m]), how)) for m in range(len(names))]
+        with np.errstate(all="ignore"):
+            per_image = [float(np.nanmean(r)) if np.isfinite(r).any() else math.nan for r in table]
+        name = f"{SENSOR_PREFIX}_{key}"
+        out[name] = float(np.mean(per_draw))
+        out[name + "_std"] = float(np.std(per_draw, ddof=1)) if len(per_draw) > 1 else 0.0
+        out[name + "_draws"] = per_draw
+        out[name + CI_SUFFIX] = list(bootstrap_mean(per_image, seed))
+    return out
 
 
 def intervals(rows: Sequence[Mapping[str, float]], seed: int) -> dict[str, list[float]]:

@@ -1,0 +1,100 @@
+"""The sensor threat model in the report: how much of an attack's effect survives noise draws
+it never saw (miga.data.sensor; docs/threat_models.md).
+
+One row per attack and K (EOT draws per attack step; 0 = the white-box δ fitted to the cell's
+own x_n): success on that seen draw, and on the M fresh draws (mean, spread across draws, 95 %
+interval over images). `sensor_success.png` draws the fresh-draw success against K.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from miga.report import ATTACK_DRAWS, Cell
+from miga.report_curves import _fmt, _num, _table
+
+KEY = "sensor_success_rate"
+
+
+def _entries(cells: Sequence[Cell]) -> dict[str, list[tuple[int, dict]]]:
+    """{attack: [(K, summary)]} over finished cells scored under the sensor model, K sorted."""
+    by_attack: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    for cell in cells:
+        if cell.finished and KEY in cell.summary:
+            draws = int(_num(cell.params.get(ATTACK_DRAWS, "nan")))
+            by_attack[cell.choices.get("attack", "?")].append((draws, cell.summary))
+    return {a: sorted(e, key=lambda x: x[0]) for a, e in sorted(by_attack.items())}
+
+
+def sensor_table(entries: dict[str, list[tuple[int, dict]]]) -> str:
+    rows = []
+    for attack, line in entries.items():
+        for draws, summary in line:
+            spread = summary.get(KEY + "_std")
+            rows.append(
+                [
+                    attack,
+                    "white-box δ (0)" if draws == 0 else str(draws),
+                    _fmt(summary, "success_rate"),
+                    _fmt(summary, KEY),
+                    "—" if spread is None else f"{spread:.2f}",
+                    str(len(summary.get(KEY + "_draws", []))),
+                    _fmt(summary, "sensor_acc_attacked"),
+                ]
+            )
+    header = [
+        "attack",
+        "K (EOT draws/step)",
+        "success, seen draw",
+        "success, fresh draws",
+        "std over draws",
+        "M",
+        "acc on D(x+n+δ), fresh",
+    ]
+    return _table(header, rows)
+
+
+def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
+    """Success on fresh draws against K, one line per attack (bars: std over draws)."""
+    if not any(len(line) > 1 for line in entries.values()):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for attack, line in entries.items():
+        xs = [k for k, _ in line]
+        ax.errorbar(
+            xs,
+            [_num(s.get(KEY)) for _, s in line],
+            yerr=[_num(s.get(KEY + "_std")) for _, s in line],
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=f"{attack}, fresh draws",
+        )
+        ax.plot(xs, [_num(s.get("success_rate")) for _, s in line], ls=":", label=f"{attack}, seen")
+    ax.set_xlabel("K, EOT draws per attack step (0 = white-box δ)")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "sensor_success.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def sensor_sections(cells: Sequence[Cell], out: Path) -> list[str]:
+    """The report.md section (empty when no cell was scored under the sensor model)."""
+    entries = _entries(cells)
+    if not entries:
+        return []
+    png = draw(entries, out)
+    figure = f"\n\n![{png.stem}]({png.name})" if png else ""
+    return ["## Noise the attack never saw (sensor)\n\n" + sensor_table(entries) + figure + "\n"]
