@@ -22,6 +22,7 @@ GROUPS = [
     "metrics",
     "logger",
     "trainer",
+    "sensor",
 ]
 
 

@@ -113,3 +113,11 @@ def test_tiny_strength_sweep_draws_curves(tmp_path: Path) -> None:
     assert (out / "curve_psnr_vs_success.png").is_file()
     report = (out / "report.md").read_text()
     assert "## Strength curves" in report and "curve_vs_epsilon.png" in report
+
+
+def test_sensor_sweeps_two_attacks_over_attack_draws_at_one_255() -> None:
+    params = _params("sensor")
+    assert params == {"attack": ["miga", "ifgsm"], "sensor.attack_draws": ["0", "1", "4"]}
+    cfg = compose_config(["experiment=sensor"])
+    assert cfg.sensor.eval_draws == 8 and cfg.sensor.noise.sigma == cfg.noise.sigma
+    assert cfg.budget.epsilon == pytest.approx(1 / 255)
