@@ -202,3 +202,34 @@ def test_the_sensor_summary_reduces_draws_then_images() -> None:
 def test_bad_draw_counts_name_the_key(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SensorNoise(GaussianNoise(), **kwargs)
+
+
+def test_the_report_tabulates_seen_and_fresh_success_per_attack_and_k(tmp_path) -> None:
+    from miga.report import Cell
+    from miga.report_sensor import sensor_sections
+
+    def cell(attack: str, k: int, seen: float, fresh: list[float]) -> Cell:
+        summary = {"success_rate": seen, **sensor_summary([], 0)}
+        summary.update(
+            sensor_success_rate=float(np.mean(fresh)),
+            sensor_success_rate_std=float(np.std(fresh, ddof=1)),
+            sensor_success_rate_draws=fresh,
+        )
+        params = {"attack": attack, "sensor.attack_draws": str(k)}
+        return Cell(tmp_path / f"{attack}{k}", {"attack": attack}, summary, 14, params)
+
+    cells = [
+        cell("miga", 4, 1.0, [0.9, 0.7]),
+        cell("miga", 0, 1.0, [0.5, 0.3]),
+        cell("ifgsm", 0, 0.8, [0.2, 0.2]),
+        Cell(tmp_path / "plain", {"attack": "pgd"}, {"success_rate": 0.1}, 14, {}),
+    ]
+    (section,) = sensor_sections(cells, tmp_path)
+    lines = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert lines == [
+        "| ifgsm | white-box δ (0) | 0.80 | 0.20 | 0.00 | 2 | — |",
+        "| miga | white-box δ (0) | 1.00 | 0.40 | 0.14 | 2 | — |",
+        "| miga | 4 | 1.00 | 0.80 | 0.14 | 2 | — |",
+    ]  # sorted by attack then K; the cell without sensor columns is left out
+    assert (tmp_path / "sensor_success.png").stat().st_size > 1000
+    assert sensor_sections(cells[3:], tmp_path) == []
