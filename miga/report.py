@@ -289,6 +289,9 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     from miga.report_sensor import sensor_sections  # success under noise the attack never saw
 
     sections += sensor_sections(cells, out)
+    from miga.report_paired import paired_sections  # MIGA − each attack, paired over images
+
+    sections += paired_sections(cells)
     if problems:
         sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")

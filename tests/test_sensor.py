@@ -118,9 +118,7 @@ def test_without_attack_draws_the_attack_is_the_white_box_one() -> None:
     clean, index = _clean()
     noisy = GaussianNoise(sigma=25)(clean, index, SEED)
     inputs = AttackInputs(clean, noisy, denoiser(noisy), index, seed=SEED)
-    attack = Attack(
-        {"distortion": OutputDistortion()}, {}, 3, partial(torch.optim.Adam, lr=0.01)
-    )
+    attack = Attack({"distortion": OutputDistortion()}, {}, 3, partial(torch.optim.Adam, lr=0.01))
     with torch.enable_grad():
         plain = attack(inputs, Victim(denoiser))
         k0 = attack(inputs, Victim(denoiser), SensorNoise(GaussianNoise(25), attack_draws=0))
@@ -177,8 +175,7 @@ def test_the_sensor_summary_reduces_draws_then_images() -> None:
         "correct_attacked": [[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]],
     }
     rows = [
-        {f"sensor{m}_{col}": table[col][i][m] for col in table for m in range(2)}
-        for i in range(3)
+        {f"sensor{m}_{col}": table[col][i][m] for col in table for m in range(2)} for i in range(3)
     ]
     out = sensor_summary(rows, seed=0)
     assert out["sensor_success_rate_draws"] == [1.0, 0.5]
