@@ -121,3 +121,15 @@ def test_sensor_sweeps_two_attacks_over_attack_draws_at_one_255() -> None:
     cfg = compose_config(["experiment=sensor"])
     assert cfg.sensor.eval_draws == 8 and cfg.sensor.noise.sigma == cfg.noise.sigma
     assert cfg.budget.epsilon == pytest.approx(1 / 255)
+
+
+@pytest.mark.parametrize("attack", ["miga", "ifgsm", "pgd"])
+def test_unbounded_runs_every_attack_without_a_ball(attack: str) -> None:
+    from hydra.utils import instantiate
+
+    from miga.attacks.budgets import Unbounded
+
+    assert _params("unbounded") == {"attack": ["miga", "ifgsm", "pgd"]}
+    built = instantiate(compose_config(["experiment=unbounded", f"attack={attack}"]).attack)
+    assert isinstance(built.budget, Unbounded)
+    assert not built.random_start  # PGD's random start has no ball to draw in
