@@ -2,8 +2,9 @@
 it never saw (miga.data.sensor; docs/threat_models.md).
 
 One row per attack and K (EOT draws per attack step; 0 = the white-box δ fitted to the cell's
-own x_n): success on that seen draw, and on the M fresh draws (mean, spread across draws, 95 %
-interval over images). `sensor_success.png` draws the fresh-draw success against K.
+own x_n): success on the cell's x_n (the draw a K = 0 attack fitted; for K ≥ 1 one more draw
+the attack never saw), and on the M fresh draws (mean, spread across draws, 95 % interval over
+images). `sensor_success.png` draws the fresh-draw success against K.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def sensor_table(entries: dict[str, list[tuple[int, dict]]]) -> str:
     header = [
         "attack",
         "K (EOT draws/step)",
-        "success, seen draw",
+        "success on the cell's x_n",
         "success, fresh draws",
         "std over draws",
         "M",
@@ -77,7 +78,7 @@ def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
             capsize=2,
             label=f"{attack}, fresh draws",
         )
-        ax.plot(xs, [_num(s.get("success_rate")) for _, s in line], ls=":", label=f"{attack}, seen")
+        ax.plot(xs, [_num(s.get("success_rate")) for _, s in line], ls=":", label=f"{attack}, cell's x_n")
     ax.set_xlabel("K, EOT draws per attack step (0 = white-box δ)")
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1.02)
