@@ -140,9 +140,9 @@ def compose(overrides: list[str], opts: dict[str, Any]):
     if not any(o.lstrip("+~").split("=")[0] == "logger" for o in overrides):
         extra.append("logger=none")  # no W&B service start inside timings
     if opts["batch"] is not None:
-        extra.append(f"dataset.batch_size={opts['batch']}")
+        extra.append(f"loader.batch_size={opts['batch']}")
     if opts["size"] is not None:
-        extra.append(f"dataset.dataset.size={opts['size']}")
+        extra.append(f"dataset.size={opts['size']}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=extra + overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve
@@ -166,13 +166,13 @@ def build(cfg, device: torch.device):
 
 
 def first_batch(cfg, module, device: torch.device):
-    """AttackInputs of the first `dataset.batch_size` items (cycling if the dataset is short),
+    """AttackInputs of the first `loader.batch_size` items (cycling if the dataset is short),
     made by the module's own `attack_inputs` as in `predict_step`."""
     from hydra.utils import instantiate
     from torch.utils.data import default_collate
 
-    dataset = instantiate(cfg.dataset).dataset
-    size = int(cfg.dataset.batch_size)
+    dataset = instantiate(cfg.dataset)
+    size = int(cfg.loader.batch_size)
     batch = default_collate([dataset[i % len(dataset)] for i in range(size)])
     batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
     return module.attack_inputs(batch)
@@ -184,11 +184,11 @@ class Composite(nn.Module):
     def __init__(self, victim) -> None:
         super().__init__()
         self.victim = victim
-        self.task_model = victim.task_model
+        self.downstream = victim.downstream
         self.denoiser = victim.denoiser
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.task_model(self.victim.denoise(x))
+        return self.downstream(self.victim.denoise(x))
 
 
 # --------------------------------------------------------------------------- timed functions
@@ -462,7 +462,9 @@ def lightning_vs_loop(cfg, module, opts, device) -> dict[str, Any]:
     against a plain loop calling the same predict_step over the same batches."""
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.dataset)
+    from miga.run import build_datamodule
+
+    datamodule = build_datamodule(cfg)
     loader = datamodule.predict_dataloader()
     batches = len(loader)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False)
@@ -528,7 +530,7 @@ def cell_costs(cfg_overrides, opts, module, inputs, device) -> dict[str, Any]:
         with contextlib.redirect_stdout(sys.stderr):
             summary = run_cell(cfg)
         wall = time.perf_counter() - wall
-        results[tag] = (wall, summary, int(cfg.attack.steps), int(cfg.dataset.batch_size))
+        results[tag] = (wall, summary, int(cfg.attack.steps), int(cfg.loader.batch_size))
     time_raw()
     scratch.cleanup()
     raw = statistics.median(raw_times)

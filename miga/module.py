@@ -43,7 +43,7 @@ class AttackModule(L.LightningModule):
         denoiser: nn.Module,
         attack: Attack,
         noise: nn.Module,
-        task_model: nn.Module | None = None,
+        downstream: nn.Module | None = None,
         defense: nn.Module | None = None,
         scorers: Sequence[Scorer] = (),
         seed: int = 0,
@@ -51,7 +51,7 @@ class AttackModule(L.LightningModule):
         channels_last: bool = False,
         compile_models: bool = False,
         surrogate_denoiser: nn.Module | None = None,
-        surrogate_task_model: nn.Module | None = None,
+        surrogate_downstream: nn.Module | None = None,
         sensor: SensorNoise | None = None,
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
@@ -59,7 +59,7 @@ class AttackModule(L.LightningModule):
         `compile_models` runs the denoiser and the task model through `torch.compile` (compiled
         on the first batch). benchmarks/README.md says what each buys where.
 
-        `surrogate_denoiser` / `surrogate_task_model` (the config's `surrogate` block): the
+        `surrogate_denoiser` / `surrogate_downstream` (the config's `surrogate` block): the
         transfer threat model. The attack optimises through these (each defaults to the
         victim's own) and sees only their outputs, D_s(x_n) included; every row is scored
         through the victim's models, and its `white_box` column is 0 when any surrogate is set.
@@ -70,9 +70,9 @@ class AttackModule(L.LightningModule):
         """
         super().__init__()
         self.denoiser = denoiser
-        self.task_model = task_model
+        self.downstream = downstream
         self.surrogate_denoiser = surrogate_denoiser
-        self.surrogate_task_model = surrogate_task_model
+        self.surrogate_downstream = surrogate_downstream
         self.defense = defense
         self.attack = attack
         self.noise = noise
@@ -82,14 +82,14 @@ class AttackModule(L.LightningModule):
         self.grid_images = grid_images
         self.images_sent = 0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        for model in (denoiser, task_model, defense, surrogate_denoiser, surrogate_task_model):
+        for model in (denoiser, downstream, defense, surrogate_denoiser, surrogate_downstream):
             if model is not None:
                 model.requires_grad_(False).eval().to(memory_format=self.memory_format)
         self._compiled: Victim | None = None
         if compile_models:
             self._compiled = Victim(
                 torch.compile(denoiser),
-                None if task_model is None else torch.compile(task_model),
+                None if downstream is None else torch.compile(downstream),
                 defense,
             )
 
@@ -97,12 +97,12 @@ class AttackModule(L.LightningModule):
     def victim(self) -> Victim:
         """The models the attack and the evaluation go through (compiled ones if asked for:
         `torch.compile` wraps the same modules, so device moves reach them)."""
-        return self._compiled or Victim(self.denoiser, self.task_model, self.defense)
+        return self._compiled or Victim(self.denoiser, self.downstream, self.defense)
 
     @property
     def white_box(self) -> bool:
         """Whether the attack goes through the very models that score it."""
-        return self.surrogate_denoiser is None and self.surrogate_task_model is None
+        return self.surrogate_denoiser is None and self.surrogate_downstream is None
 
     @property
     def attacker(self) -> Victim:
@@ -112,7 +112,7 @@ class AttackModule(L.LightningModule):
             return self.victim
         return Victim(
             self.surrogate_denoiser or self.denoiser,
-            self.surrogate_task_model or self.task_model,
+            self.surrogate_downstream or self.downstream,
             self.defense,
         )
 
@@ -158,7 +158,7 @@ class AttackModule(L.LightningModule):
                 result=result,
                 label=inputs.label,
                 reference=inputs.reference,
-                task_model=self.task_model,
+                downstream=self.downstream,
             )
             columns = {"white_box": torch.full((len(delta),), float(self.white_box))}
             for scorer in self.scorers:

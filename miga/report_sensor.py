@@ -78,7 +78,12 @@ def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
             capsize=2,
             label=f"{attack}, fresh draws",
         )
-        ax.plot(xs, [_num(s.get("success_rate")) for _, s in line], ls=":", label=f"{attack}, cell's x_n")
+        ax.plot(
+            xs,
+            [_num(s.get("success_rate")) for _, s in line],
+            ls=":",
+            label=f"{attack}, cell's x_n",
+        )
     ax.set_xlabel("K, EOT draws per attack step (0 = white-box δ)")
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1.02)

@@ -26,10 +26,12 @@ from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
 from miga.callbacks.signals import StopOnSigterm
+from miga.data.datamodule import PredictDataModule
 from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
 from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.results_dir import prepare_results_dir
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
@@ -51,9 +53,9 @@ def build_module(cfg: DictConfig) -> AttackModule:
         denoiser=instantiate(cfg.denoiser),
         attack=instantiate(cfg.attack),
         noise=instantiate(cfg.noise),
-        task_model=instantiate(cfg.get("downstream")),
+        downstream=instantiate(cfg.get("downstream")),
         surrogate_denoiser=surrogate(cfg, "denoiser"),
-        surrogate_task_model=surrogate(cfg, "downstream"),
+        surrogate_downstream=surrogate(cfg, "downstream"),
         defense=instantiate(cfg.get("defense")),
         sensor=instantiate(cfg.get("sensor")),
         scorers=instantiate(cfg.metrics.scorers),
@@ -62,6 +64,11 @@ def build_module(cfg: DictConfig) -> AttackModule:
         channels_last=cfg.speed.channels_last,
         compile_models=cfg.speed.compile,
     )
+
+
+def build_datamodule(cfg: DictConfig) -> PredictDataModule:
+    """The cell's dataset (`dataset`) batched for the predict loop by `loader`."""
+    return instantiate(cfg.loader)(dataset=instantiate(cfg.dataset))
 
 
 def run_cell(cfg: DictConfig) -> dict[str, Any]:
@@ -73,7 +80,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     record = provenance(cfg)
     lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
 
-    datamodule = instantiate(cfg.dataset)
+    datamodule = build_datamodule(cfg)
     writer = ResultsWriter(output_dir)
     done = writer.done_ids()
     if done:
@@ -178,4 +185,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_renamed_keys(sys.argv[1:])
     main()

@@ -1,7 +1,7 @@
 """`python -m miga.train_critic mi_estimator=mine dataset=<paired set>`: train an MI critic.
 
 Trains the critic of the configured neural estimator on the (image, reference) pairs of a paired
-dataset (`dataset.dataset`, items with "image" and "reference") with a Lightning `fit` loop
+dataset (`dataset`, items with "image" and "reference") with a Lightning `fit` loop
 (`miga.mi.training.CriticTraining`), logs the MI estimate curve (`mi/estimate`, and
 `mi/heldout` / `mi/heldout_shuffled` on `heldout` pairs when configured) to the configured
 logger (W&B offline by default, its files in the run folder), then saves the critic's plain state
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,10 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from miga.mi.training import CriticTraining, heldout_estimates
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into
 
 log = logging.getLogger(__name__)
-
-
-def pairs_dataset(cfg: DictConfig) -> Dataset:
-    """The Dataset inside a dataset config (a datamodule with `dataset:`), or the config itself."""
-    return instantiate(cfg.dataset if "dataset" in cfg else cfg)
 
 
 def training_loader(dataset: Dataset, batch_size: int, steps: int, seed: int) -> DataLoader:
@@ -75,8 +72,8 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     estimator = instantiate(cfg.mi_estimator)
-    train_set = pairs_dataset(cfg.dataset)
-    heldout_set = pairs_dataset(cfg.heldout) if cfg.get("heldout") is not None else None
+    train_set: Dataset = instantiate(cfg.dataset)
+    heldout_set = instantiate(cfg.heldout) if cfg.get("heldout") is not None else None
     module = CriticTraining(
         estimator,
         lr=cfg.lr,
@@ -166,4 +163,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_renamed_keys(sys.argv[1:])
     main()

@@ -16,7 +16,7 @@ from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm, OutputFidelity, TaskCrossEntropy
 from miga.data.noise import GaussianNoise
-from miga.mi.task import CrossEntropyMI
+from miga.mi.cross_entropy import CrossEntropyMI
 
 EPS = 4 / 255
 

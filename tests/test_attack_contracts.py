@@ -22,7 +22,7 @@ from miga.attacks.miga import MIGA
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import TaskCrossEntropy
-from miga.mi.task import CrossEntropyMI
+from miga.mi.cross_entropy import CrossEntropyMI
 
 EPS = 4 / 255
 ALPHA = 1 / 255

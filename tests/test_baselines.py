@@ -323,7 +323,7 @@ def e2e(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]
     time on two cores.
     """
     root = tmp_path_factory.mktemp("e2e")
-    tiny = ["dataset.dataset.limit=2", "logger=none"]
+    tiny = ["dataset.limit=2", "logger=none"]
     jobs = {SWEEP: ["-m", SWEEP, "attack.steps=1", *tiny, f"hydra.sweep.dir={root / 'sweep'}"]}
     for attack in NEW_ATTACKS:
         jobs[attack] = [

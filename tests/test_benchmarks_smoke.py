@@ -26,7 +26,7 @@ TINY = [
     "reps=1",
     "threads=1",
     "options=false",
-    "dataset.dataset.limit=2",
+    "dataset.limit=2",
     "attack.steps=1",
 ]
 RATIOS = (

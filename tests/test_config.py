@@ -23,6 +23,9 @@ GROUPS = [
     "logger",
     "trainer",
     "sensor",
+    "loader",
+    "budget",
+    "task",
 ]
 
 
@@ -109,3 +112,33 @@ def test_missing_checkpoint_names_the_file(tmp_path) -> None:
     )
     assert out.returncode != 0
     assert f"checkpoint not found: {tmp_path}/dncnn_color_blind.pth" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("dataset.dataset.root=/data/x", "`dataset.dataset.root` was renamed: use `dataset.root`"),
+        ("dataset.batch_size=4", "`dataset.batch_size` was renamed: use `loader.batch_size`"),
+        ("+dataset.num_workers=2", "use `loader.num_workers`"),
+        ("dataset.task=ocr", "`dataset.task` was removed: the task is chosen by `task=`"),
+    ],
+)
+def test_an_old_key_names_the_new_one(override: str, message: str) -> None:
+    from miga.utils.renamed import renamed_key_error
+
+    assert message in renamed_key_error(["attack.steps=2", override])
+    assert renamed_key_error(["dataset.root=/data/x", "loader.batch_size=4"]) is None
+
+
+def test_the_entry_point_refuses_an_old_key_before_composing() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "miga.run", "dataset.dataset.limit=3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "miga: error: `dataset.dataset.limit` was renamed: use `dataset.limit` "
+        "(in `dataset.dataset.limit=3`)"
+    )

@@ -23,6 +23,7 @@ from miga.callbacks.results_writer import read_rows
 from miga.data.imagenet import IMAGENET10, ImageNet, ilsvrc_wnids
 from miga.data.images import BadImageError
 from miga.data.paired import PairedImages
+from miga.run import build_datamodule
 from tests.conftest import REPO, compose_config
 
 TENCH, GOLDFISH = "n01440764", "n01443537"  # two ILSVRC classes outside ImageNet-10
@@ -358,28 +359,16 @@ def test_unreadable_pairs_and_ambiguous_names(tmp_path):
 # --------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize(
-    ("name", "task"),
-    [
-        ("imagenet", "classification"),
-        ("text", "ocr"),
-        ("style", "style"),
-        ("object", "object"),
-        ("edit", "edit"),
-    ],
-)
-def test_dataset_configs_build_their_datamodules(tmp_path, name, task):
+@pytest.mark.parametrize("name", ["imagenet", "paired", "text", "style", "object", "edit"])
+def test_dataset_configs_build_their_datamodules(tmp_path, name):
     if name == "imagenet":
         folder_tree(tmp_path)
     else:
         for i in range(2):
             write_image(tmp_path / f"{i}.png", seed=i)
             write_image(tmp_path / f"{i}_target.png", seed=i + 1)
-    cfg = compose_config(
-        [f"dataset={name}", f"dataset.dataset.root={tmp_path}", "dataset.dataset.size=32"]
-    )
-    datamodule = instantiate(cfg.dataset)
-    assert datamodule.task == task
+    cfg = compose_config([f"dataset={name}", f"dataset.root={tmp_path}", "dataset.size=32"])
+    datamodule = build_datamodule(cfg)
     batch = next(iter(datamodule.predict_dataloader()))
     assert batch["image"].shape[1:] == (3, 32, 32)
     assert ("label" in batch) == (name == "imagenet")
@@ -389,11 +378,11 @@ def test_dataset_configs_build_their_datamodules(tmp_path, name, task):
 
 def test_dataset_defaults_point_under_paths_data():
     cfg = compose_config(["dataset=imagenet"])
-    assert cfg.dataset.dataset.root == str(REPO / "data" / "imagenet")
-    assert cfg.dataset.dataset.split == "val" and cfg.dataset.dataset.classes == "imagenet10"
-    assert (cfg.dataset.dataset.resize, cfg.dataset.dataset.size) == (256, 224)
-    with pytest.raises(Exception, match="dataset.dataset.root") as error:
-        instantiate(compose_config(["dataset=text", "dataset.dataset.root=/no/such/dir"]).dataset)
+    assert cfg.dataset.root == str(REPO / "data" / "imagenet")
+    assert cfg.dataset.split == "val" and cfg.dataset.classes == "imagenet10"
+    assert (cfg.dataset.resize, cfg.dataset.size) == (256, 224)
+    with pytest.raises(Exception, match="dataset.root") as error:
+        instantiate(compose_config(["dataset=text", "dataset.root=/no/such/dir"]).dataset)
     assert isinstance(error.value.__cause__, FileNotFoundError)  # Hydra wraps the error
 
 
@@ -439,12 +428,12 @@ def test_imagenet_cell_end_to_end_with_a_skipped_file(tmp_path):
     run_miga(
         f"hydra.run.dir={run_dir}",
         "dataset=imagenet",
-        f"dataset.dataset.root={root}",
-        "dataset.dataset.limit=1",
-        "dataset.dataset.size=32",
-        "dataset.dataset.resize=40",
-        "dataset.dataset.on_bad_image=skip",
-        "dataset.batch_size=5",
+        f"dataset.root={root}",
+        "dataset.limit=1",
+        "dataset.size=32",
+        "dataset.resize=40",
+        "dataset.on_bad_image=skip",
+        "loader.batch_size=5",
         "downstream=timm",
         "downstream.model_name=resnet18",
         "downstream.num_classes=10",
@@ -480,8 +469,8 @@ def test_text_cell_end_to_end_scores_ocr(tmp_path):
         "dataset=text",
         "metrics=ocr",
         "mi_estimator=mine",
-        f"dataset.dataset.root={root}",
-        "dataset.dataset.size=96",
+        f"dataset.root={root}",
+        "dataset.size=96",
         *UNKNOWN_TASK_ATTACK,
         "logger=none",
     )
@@ -520,8 +509,8 @@ def test_style_object_edit_cells_end_to_end_in_one_multirun(tmp_path):
         "hydra.sweep.subdir=${hydra.job.num}",  # the override-named folder would be too long
         "dataset=style,object,edit",
         # `++`: the multirun composes the default dataset (no root key) once before the sweep
-        f"++dataset.dataset.root={tmp_path}/${{hydra:runtime.choices.dataset}}",
-        "dataset.dataset.size=32",
+        f"++dataset.root={tmp_path}/${{hydra:runtime.choices.dataset}}",
+        "dataset.size=32",
         "metrics=paired_features",
         "metrics.feature_model.model_name=resnet18",
         "metrics.feature_model.checkpoint=null",

@@ -131,7 +131,7 @@ def test_module_evaluates_through_the_real_defense(demo_models, demo_batch) -> N
         denoiser=denoiser,
         attack=NoAttack(),
         noise=GaussianNoise(25.0),
-        task_model=classifier,
+        downstream=classifier,
         defense=JPEG(quality=30),
         scorers=[ImageQuality()],
     )

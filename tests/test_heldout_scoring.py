@@ -32,9 +32,8 @@ def test_heldout_classifier_scores_the_cell_beside_the_attacked_one(tmp_path: Pa
 
     # Independently: the held-out Lite1 (not the attacked Lite0) on the clean images
     cfg = compose_config(overrides)
-    datamodule = instantiate(cfg.dataset)
-    datamodule.setup("predict")
-    items = [datamodule.dataset[i] for i in range(len(datamodule.dataset))]
+    dataset = instantiate(cfg.dataset)
+    items = [dataset[i] for i in range(len(dataset))]
     clean = torch.stack([item["image"] for item in items])
     labels = torch.tensor([int(item["label"]) for item in items])
     judge = instantiate(cfg.metrics.heldout_downstream).eval()

@@ -90,7 +90,7 @@ def test_success_counts_only_images_the_denoiser_kept_right() -> None:
         denoised=torch.stack([low, low, high]),
         attacked=torch.stack([high, low * 1.0001 + 0.0, high]),
         label=torch.tensor([0, 0, 0]),
-        task_model=_FixedLogits(),
+        downstream=_FixedLogits(),
     )
     columns = Classification(stealth_psnr_db=30.0)(outcome)
     assert columns["correct_denoised"].tolist() == [1.0, 1.0, 0.0]
@@ -108,7 +108,7 @@ def test_a_flip_invisible_in_the_output_is_a_stealth_success() -> None:
         denoised=image,
         attacked=torch.stack([torch.full((3, 4, 4), 0.501), torch.full((3, 4, 4), 0.60)]),
         label=torch.tensor([0, 0]),
-        task_model=_FixedLogits(),
+        downstream=_FixedLogits(),
     )
     columns = Classification(stealth_psnr_db=30.0)(outcome)
     assert columns["success"].tolist() == [1.0, 1.0]

@@ -114,7 +114,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "-m",
             "experiment=demo_grid",
             "attack.steps=2",
-            "dataset.dataset.limit=4",
+            "dataset.limit=4",
             "logger=none",
             f"hydra.sweep.dir={sweep}",
         ],

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["dataset.dataset.limit=3", "dataset.batch_size=2", "attack.steps=2"]
+SMALL = ["dataset.limit=3", "loader.batch_size=2", "attack.steps=2"]
 
 
 def run_miga(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -164,7 +164,7 @@ def test_same_seed_gives_bit_identical_rows_and_batch_size_changes_only_rounding
 ) -> None:
     run_miga(tmp_path / "a", *SMALL, "logger=none")
     run_miga(tmp_path / "b", *SMALL, "logger=none")
-    run_miga(tmp_path / "c", *SMALL, "logger=none", "dataset.batch_size=3")
+    run_miga(tmp_path / "c", *SMALL, "logger=none", "loader.batch_size=3")
     first = (tmp_path / "a" / "samples.csv").read_bytes()
     assert first == (tmp_path / "b" / "samples.csv").read_bytes()
     # Per-sample noise and losses: another batch size changes only float rounding in kernels.

@@ -160,7 +160,7 @@ def test_the_module_attacks_on_k_views_and_scores_m_fresh_ones() -> None:
         torch.testing.assert_close(seen[4 + 2 * m][0], fresh, rtol=0, atol=0)
         torch.testing.assert_close(seen[5 + 2 * m][0], (fresh + delta).clamp(0, 1))
         with torch.no_grad():
-            label = module.task_model(module.denoiser((fresh + delta).clamp(0, 1))).argmax(1)
+            label = module.downstream(module.denoiser((fresh + delta).clamp(0, 1))).argmax(1)
         assert out["columns"][f"sensor{m}_correct_attacked"].tolist() == (
             (label == batch["label"]).float().tolist()
         )

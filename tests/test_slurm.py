@@ -83,7 +83,7 @@ def cells(out: Path) -> list[Path]:
 
 def test_demo_grid_runs_as_one_slurm_job_per_cell(cluster: dict, tmp_path: Path) -> None:
     out = tmp_path / "grid"
-    done = sweep(cluster, out, "experiment=demo_grid", "attack.steps=2", "dataset.dataset.limit=4")
+    done = sweep(cluster, out, "experiment=demo_grid", "attack.steps=2", "dataset.limit=4")
     assert done.returncode == 0, done.stderr[-3000:]
     scripts = list((out / ".submitit").rglob("*_submission.sh"))
     assert scripts, "no sbatch script: the cells did not go through SLURM"
@@ -101,7 +101,7 @@ def test_a_cancelled_job_resumes_keeping_its_finished_batches(
     cluster: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "cancel"
-    args = ("attack.steps=3", "dataset.dataset.limit=8", "dataset.batch_size=1")
+    args = ("attack.steps=3", "dataset.limit=8", "loader.batch_size=1")
     running = sweep(cluster, out, *args, wait=False)
     deadline = time.monotonic() + 300
     while len(list(out.rglob("rows/*.csv"))) < 2:
@@ -127,7 +127,7 @@ def test_a_cancelled_job_resumes_keeping_its_finished_batches(
 def test_a_cell_failing_inside_its_job_is_reported_failed(cluster: dict, tmp_path: Path) -> None:
     out = tmp_path / "failing"
     # dncnn's official file is not on this machine: that cell fails inside its job
-    done = sweep(cluster, out, "denoiser=demo,dncnn", "attack.steps=1", "dataset.dataset.limit=2")
+    done = sweep(cluster, out, "denoiser=demo,dncnn", "attack.steps=1", "dataset.limit=2")
     assert done.returncode != 0
     assert "checkpoint not found" in done.stderr and "dncnn_color_blind.pth" in done.stderr
     assert drained(cluster), queue(cluster)  # nothing left hanging in the queue

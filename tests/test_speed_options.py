@@ -50,6 +50,6 @@ def test_compile_wraps_the_cells_own_models_without_compiling_yet() -> None:
     victim = module.victim
     assert victim.denoiser is not module.denoiser
     assert victim.denoiser._orig_mod is module.denoiser
-    assert victim.task_model._orig_mod is module.task_model
+    assert victim.downstream._orig_mod is module.downstream
     plain = build_module(compose_config()).victim
     assert plain.denoiser is not None and not hasattr(plain.denoiser, "_orig_mod")

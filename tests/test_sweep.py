@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-TINY = ["attack.steps=1", "dataset.dataset.limit=4", "dataset.batch_size=2", "logger=none"]
+TINY = ["attack.steps=1", "dataset.limit=4", "loader.batch_size=2", "logger=none"]
 
 
 def miga(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:

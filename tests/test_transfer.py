@@ -28,10 +28,9 @@ def _record(model: torch.nn.Module, log: list[str], name: str) -> None:
 
 
 def _batch(n: int = 3) -> dict:
-    data = compose_config().dataset
     from hydra.utils import instantiate
 
-    dataset = instantiate(data.dataset)
+    dataset = instantiate(compose_config().dataset)
     items = [dataset[i] for i in range(n)]
     return {
         "image": torch.stack([it["image"] for it in items]),
@@ -82,11 +81,11 @@ def test_white_box_is_the_default_and_the_surrogate_changes_delta() -> None:
 
 def test_a_surrogate_classifier_replaces_only_the_attacks_classifier() -> None:
     module = _module("downstream@surrogate.downstream=demo_lite1")
-    assert module.attacker.task_model is module.surrogate_task_model
+    assert module.attacker.downstream is module.surrogate_downstream
     assert module.attacker.denoiser is module.denoiser  # the denoiser stays the victim's
     log: list[str] = []
-    _record(module.task_model, log, "victim")
-    _record(module.surrogate_task_model, log, "surrogate")
+    _record(module.downstream, log, "victim")
+    _record(module.surrogate_downstream, log, "surrogate")
     with torch.no_grad():
         module.predict_step(_batch(2), 0)
     assert "victim:backward" not in log and "victim:grad" not in log

@@ -116,7 +116,7 @@ def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Pat
             "dataset=demo_text",
             "mi_estimator=mine_demo_text",
             "heldout=demo_text_test",
-            "dataset.dataset.split=train",
+            "dataset.split=train",
             "steps=40",
             "batch_size=8",
             "eval_every=20",

@@ -20,7 +20,7 @@ class Victim:
     """The frozen models an attack goes through: optional defence → denoiser → task model."""
 
     denoiser: nn.Module
-    task_model: nn.Module | None = None
+    downstream: nn.Module | None = None
     defense: nn.Module | None = None
 
     def denoise(self, image: Tensor) -> Tensor:
@@ -111,15 +111,15 @@ class StepState:
         """(K·B,) per-row values → (B,) means over each image's K draws (identity for K = 1)."""
         return values if self.draws == 1 else values.view(self.draws, -1).mean(dim=0)
 
-    def task_logits(self) -> Tensor:
+    def downstream_logits(self) -> Tensor:
         """Task model on D(x_n+δ), computed once per step whatever number of terms use it."""
         if "logits" not in self._cache:
-            if self.victim.task_model is None:
+            if self.victim.downstream is None:
                 raise ValueError("this attack needs a downstream task model (config `downstream`)")
-            self._cache["logits"] = self.victim.task_model(self.output)
+            self._cache["logits"] = self.victim.downstream(self.output)
         return self._cache["logits"]
 
     def predictions(self) -> Tensor:
         """Top-1 class on D(x_n+δ) (no gradient)."""
         with torch.no_grad():
-            return self.task_logits().argmax(dim=1)
+            return self.downstream_logits().argmax(dim=1)

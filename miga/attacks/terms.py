@@ -108,7 +108,7 @@ class TaskCrossEntropy(LossTerm):
         self.target_class = target_class
 
     def forward(self, state: StepState) -> Tensor:
-        logits = state.task_logits()
+        logits = state.downstream_logits()
         if self.target_class is not None:
             target = torch.full_like(state.inputs.label, self.target_class)
             return F.cross_entropy(logits, target, reduction="none")

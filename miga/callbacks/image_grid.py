@@ -112,7 +112,7 @@ class ImageGrids(Callback):
             return
         carried = len(outputs["images"]["clean"])
         columns = outputs.get("columns", {})
-        model = getattr(pl_module, "task_model", None)
+        model = getattr(pl_module, "downstream", None)
         for k, index in enumerate(outputs["id"][:carried].tolist()):
             if len(self.rows) >= self.max_images:
                 break

@@ -21,12 +21,10 @@ class PredictDataModule(L.LightningDataModule):
         dataset: Dataset,
         batch_size: int = 8,
         num_workers: int = 0,
-        task: str = "classification",
     ) -> None:
         super().__init__()
-        self.task = task
         if batch_size < 1:
-            raise ValueError(f"dataset.batch_size must be >= 1, got {batch_size}")
+            raise ValueError(f"loader.batch_size must be >= 1, got {batch_size}")
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers

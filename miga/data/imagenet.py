@@ -202,7 +202,7 @@ class ImageNet(AuditedDataset):
         if limit is not None and limit < 1:
             raise ValueError(f"dataset limit must be >= 1 or null, got {limit}")
         self.root = require_dir(
-            Path(root), "ImageNet root", "set dataset.dataset.root to the folder that holds val/"
+            Path(root), "ImageNet root", "set dataset.root to the folder that holds val/"
         )
         self.split_dir = require_dir(
             self.root / split,

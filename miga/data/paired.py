@@ -71,7 +71,7 @@ class PairedImages(AuditedDataset):
         if limit is not None and limit < 1:
             raise ValueError(f"dataset limit must be >= 1 or null, got {limit}")
         self.root = require_dir(
-            Path(root), "paired dataset root", "set dataset.dataset.root to the folder of pairs"
+            Path(root), "paired dataset root", "set dataset.root to the folder of pairs"
         )
         self.size, self.resize, self.interpolation = size, resize or size, interpolation
         self.audit = FileAudit(on_bad_image, on_non_rgb, decode=verify)

@@ -38,9 +38,9 @@ class TargetedSuccess(Scorer):
 
     @torch.no_grad()
     def __call__(self, o: Outcome) -> Columns:
-        if self.target_class is None or o.task_model is None:
+        if self.target_class is None or o.downstream is None:
             return {}
-        hit = (o.task_model(o.attacked).argmax(dim=1) == self.target_class).float()
+        hit = (o.downstream(o.attacked).argmax(dim=1) == self.target_class).float()
         columns = {
             "target_class": torch.full_like(hit, float(self.target_class)),
             "target_hit": hit,

@@ -31,7 +31,7 @@ class Outcome:
     result: AttackResult
     label: Tensor | None = None
     reference: Tensor | None = None
-    task_model: nn.Module | None = None
+    downstream: nn.Module | None = None
 
 
 class Scorer(ABC):
@@ -86,7 +86,7 @@ class Classification(Scorer):
 
     def model(self, o: Outcome) -> nn.Module | None:
         """The classifier that judges: the cell's downstream model (the one attacked)."""
-        return o.task_model
+        return o.downstream
 
     @torch.no_grad()
     def __call__(self, o: Outcome) -> Columns:

@@ -24,7 +24,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-TINY = ["dataset.dataset.limit=4", "dataset.batch_size=1", "attack.steps=2", "logger=none"]
+TINY = ["dataset.limit=4", "loader.batch_size=1", "attack.steps=2", "logger=none"]
 DEMO_WEIGHTS = REPO / "miga" / "zoo" / "weights" / "demo_dncnn.pt"
 
 
@@ -89,7 +89,7 @@ def test_truncated_checkpoint_is_named(tmp_path) -> None:
 def test_missing_dataset_root_is_named(tmp_path) -> None:
     missing = tmp_path / "no_imagenet"
     line = error_line(
-        miga(tmp_path / "run", "dataset=imagenet", f"dataset.dataset.root={missing}", "logger=none")
+        miga(tmp_path / "run", "dataset=imagenet", f"dataset.root={missing}", "logger=none")
     )
     assert str(missing) in line
 
@@ -234,7 +234,7 @@ def test_black_and_white_images_attack_without_nan(demo_models) -> None:
     from miga.attacks.budgets import LinfBall
     from miga.attacks.miga import MIGA
     from miga.attacks.state import AttackInputs, Victim
-    from miga.mi.task import CrossEntropyMI
+    from miga.mi.cross_entropy import CrossEntropyMI
 
     denoiser, classifier = demo_models
     clean = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])
