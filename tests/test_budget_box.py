@@ -97,3 +97,16 @@ def test_attacks_keep_the_budget_with_unclipped_sigma_50_noise(demo_models, atta
         assert (result.delta.flatten(1).norm(dim=1) <= bound * (1 + 1e-5)).all()
     else:
         assert (linf <= EPS * (1 + 1e-5)).all(), linf * 255
+
+
+def test_the_l2_random_start_points_in_a_sphere_uniform_direction() -> None:
+    """A normalised Gaussian draw, not a cube's: its entries' kurtosis is 3 (a cube's: 1.8),
+    its radius is uniform in [0, ε] and every sample draws its own."""
+    noisy = torch.full((64, 3, 32, 32), 0.5)
+    start = L2Ball(2.0).random_start(noisy, torch.arange(64), seed=0)
+    radius = start.flatten(1).norm(dim=1)
+    assert float(radius.max()) <= 2.0 + 1e-5 and float(radius.min()) < 0.5
+    assert 0.8 < float(radius.mean()) < 1.2  # uniform on [0, 2]: mean 1
+    entries = (start.flatten(1) / radius[:, None]).flatten()
+    kurtosis = float(((entries - entries.mean()) ** 4).mean() / entries.var() ** 2)
+    assert abs(kurtosis - 3.0) < 0.1, kurtosis

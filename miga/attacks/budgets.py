@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from miga.utils.seeding import per_sample_rand
+from miga.utils.seeding import per_sample_rand, per_sample_randn
 
 
 def image_box(noisy: Tensor) -> tuple[Tensor, Tensor]:
@@ -94,7 +94,9 @@ class L2Ball(Budget):
         return delta * scale
 
     def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
-        gaussian = per_sample_rand(noisy.shape[1:], index, seed, "random_start", noisy) * 2 - 1
+        """A direction uniform on the sphere (a normalised Gaussian draw) at a radius uniform
+        in [0, ε] (torchattacks' PGDL2 start), then the image box."""
+        gaussian = per_sample_randn(noisy.shape[1:], index, seed, "random_start", noisy)
         radius = per_sample_rand((1,), index, seed, "random_radius", noisy).view(-1, 1, 1, 1)
         direction = gaussian / (_flat_norm(gaussian) + 1e-12)
         return self.project(direction * radius * self.epsilon, noisy)

@@ -47,8 +47,6 @@ class Critic(nn.Module, ABC):
     statistics per chunk, so leave it None when training such a critic on all pairs.
     """
 
-    separable: bool = False
-
     def __init__(self, pair_chunk: int | None = None) -> None:
         super().__init__()
         self.pair_chunk = pair_chunk
@@ -92,8 +90,6 @@ class MLPCritic(Critic):
 
 class SeparableCritic(Critic):
     """Separable critic T(a, b) = g(a)·h(b): all B² pair scores cost one matrix product."""
-
-    separable = True
 
     def __init__(
         self,
@@ -206,8 +202,6 @@ class FeatureSeparableCritic(Critic):
     The state dict holds the backbone's weights too (`backbone.*`, then `g.*`, `h.*`), so a
     saved critic reloads strictly into the same backbone architecture.
     """
-
-    separable = True
 
     def __init__(
         self,
