@@ -12,7 +12,7 @@ rows and summaries mean the same whatever `trainer.precision` says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -25,7 +25,7 @@ from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
 from miga.data.sensor import SensorNoise
-from miga.metrics.scorers import Outcome, Scorer
+from miga.metrics.scorers import Outcome, Scorers, scorer_list
 
 
 @contextmanager
@@ -45,7 +45,7 @@ class AttackModule(L.LightningModule):
         noise: nn.Module,
         downstream: nn.Module | None = None,
         defense: nn.Module | None = None,
-        scorers: Sequence[Scorer] = (),
+        scorers: Scorers = (),
         seed: int = 0,
         grid_images: int = 8,
         channels_last: bool = False,
@@ -76,7 +76,7 @@ class AttackModule(L.LightningModule):
         self.defense = defense
         self.attack = attack
         self.noise = noise
-        self.scorers = list(scorers)
+        self.scorers = scorer_list(scorers)
         self.sensor = sensor
         self.seed = seed
         self.grid_images = grid_images

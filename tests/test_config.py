@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from miga.metrics.scorers import scorer_list
 from tests.conftest import CONF, REPO, compose_config
 
 GROUPS = [
@@ -60,7 +61,7 @@ def test_the_demo_default_instantiates_its_cheap_parts() -> None:
     attack = instantiate(cfg.attack)
     assert attack.budget.epsilon == pytest.approx(4 / 255)
     assert set(attack.terms) == {"rec", "pert", "reg", "mi"}
-    assert [type(s).__name__ for s in instantiate(cfg.metrics.scorers)] == [
+    assert [type(s).__name__ for s in scorer_list(instantiate(cfg.metrics.scorers))] == [
         "ImageQuality",
         "PerturbationSize",
         "Classification",
@@ -142,3 +143,17 @@ def test_the_entry_point_refuses_an_old_key_before_composing() -> None:
         "miga: error: `dataset.dataset.limit` was renamed: use `dataset.limit` "
         "(in `dataset.dataset.limit=3`)"
     )
+
+
+def test_scorers_are_name_keyed_and_compose() -> None:
+    """One metrics choice extends another, and any scorer is overridable or removable by name."""
+    ocr, critic = (compose_config([f"metrics={m}"]).metrics.scorers for m in ("ocr", "ocr_critic"))
+    assert list(critic) == [*ocr, "attack_critic", "heldout_critic"]  # ocr + two critics
+    tesseract = compose_config(["downstream=ocr"]).downstream  # the one home of its settings
+    assert dict(ocr.ocr.ocr) == dict(tesseract)
+    assert critic.ocr.ocr.psm == 7 and ocr.ocr.ocr.psm == 6  # the one line ocr_critic changes
+    cfg = compose_config(["metrics.scorers.lpips=null"])
+    names = [type(s).__name__ for s in scorer_list(instantiate(cfg.metrics.scorers))]
+    assert "LPIPS" not in names and names[0] == "ImageQuality"
+    cfg = compose_config(["metrics.scorers.classification.stealth_psnr_db=35"])
+    assert instantiate(cfg.metrics.scorers.classification).stealth_psnr_db == 35

@@ -216,7 +216,7 @@ def test_summary_rules_for_the_new_columns():
 
 
 def test_metrics_configs_build_their_scorers():
-    paired = instantiate(compose_config(["metrics=paired"]).metrics.scorers)
+    paired = list(instantiate(compose_config(["metrics=paired"]).metrics.scorers).values())
     assert [type(s).__name__ for s in paired] == [
         "ImageQuality",
         "PerturbationSize",
@@ -236,11 +236,11 @@ def test_metrics_configs_build_their_scorers():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scorers = instantiate(cfg.metrics.scorers)
-    assert isinstance(scorers[-1].model, FeatureExtractor)
+    assert isinstance(scorers.feature_shift.model, FeatureExtractor)
     linked = compose_config(
         ["metrics=paired", "downstream=feature_similarity", "metrics.feature_model=${downstream}"]
     )
-    assert linked.metrics.scorers[-1].model.model_name == "resnet50"
+    assert linked.metrics.scorers.feature_shift.model.model_name == "resnet50"
 
 
 # --------------------------------------------------------------------------- OCR
@@ -265,8 +265,8 @@ def test_ocr_reads_a_rendered_sentence_and_nothing_on_a_blank_image():
 
 @needs_tesseract
 def test_ocr_scorer_columns():
-    scorers = instantiate(compose_config(["metrics=ocr"]).metrics.scorers)
-    scorer = next(s for s in scorers if isinstance(s, OCRScorer))
+    scorer = instantiate(compose_config(["metrics=ocr"]).metrics.scorers.ocr)
+    assert isinstance(scorer, OCRScorer)
     clean, altered = rendered(SENTENCE)[None], rendered(ALTERED)[None]
     columns = scorer(outcome(clean=clean, attacked=altered, reference=altered))
     assert columns["rouge_denoised"].item() >= 0.9

@@ -51,6 +51,6 @@ def test_heldout_classifier_scores_the_cell_beside_the_attacked_one(tmp_path: Pa
 def test_without_a_heldout_classifier_no_heldout_columns_appear() -> None:
     cfg = compose_config(["dataset=demo_small"])
     assert cfg.metrics.heldout_downstream is None
-    scorers = instantiate(cfg.metrics.scorers)
+    scorers = instantiate(cfg.metrics.scorers).values()
     heldout = [s for s in scorers if type(s).__name__ == "HeldoutClassification"]
     assert len(heldout) == 1 and heldout[0].downstream is None

@@ -14,13 +14,11 @@ Streams (miga.utils.seeding): the cell's x_n is "noise"; the attack's k-th draw 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
 from miga.data.noise import GaussianNoise
-from miga.metrics.scorers import Scorer
+from miga.metrics.scorers import Scorers, scorer_list
 
 
 class SensorNoise(nn.Module):
@@ -39,7 +37,7 @@ class SensorNoise(nn.Module):
         noise: GaussianNoise,
         attack_draws: int = 4,
         eval_draws: int = 8,
-        scorers: Sequence[Scorer] = (),
+        scorers: Scorers = (),
     ) -> None:
         super().__init__()
         for key, value in (("attack_draws", attack_draws), ("eval_draws", eval_draws)):
@@ -50,7 +48,7 @@ class SensorNoise(nn.Module):
         self.noise = noise
         self.attack_draws = attack_draws
         self.eval_draws = eval_draws
-        self.scorers = list(scorers)
+        self.scorers = scorer_list(scorers)
 
     @staticmethod
     def observe(noisy: Tensor, delta: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ rows of `samples.csv`; new metrics are new scorers, never edits to the module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,17 @@ from miga.attacks.base import AttackResult
 from miga.metrics.quality import psnr, ssim
 
 Columns = dict[str, Tensor]
+#: What a config gives: name-keyed scorers (`metrics.scorers.<name>`, null switches one off).
+Scorers = Mapping[str, "Scorer | None"] | Sequence["Scorer"]
+
+
+def scorer_list(scorers: Scorers) -> list[Scorer]:
+    """The scorers to run, in order: a name-keyed mapping's non-null values, or the sequence.
+
+    The config keeps scorers keyed by name so that one metrics choice extends another and any
+    scorer is overridable (`metrics.scorers.lpips.net=vgg`) or removable (`…lpips=null`)."""
+    values = scorers.values() if isinstance(scorers, Mapping) else scorers
+    return [scorer for scorer in values if scorer is not None]
 
 
 @dataclass
