@@ -151,7 +151,8 @@ def test_target_class_moves_predictions_to_that_class(attack_name: str) -> None:
     budget = LinfBall(0.5)
     if attack_name == "miga":
         attack = MIGA(
-            CrossEntropyMI(target_class=target),
+            CrossEntropyMI(),
+            target_class=target,
             steps=30,
             budget=budget,
             optimizer=partial(torch.optim.Adam, lr=0.05),

@@ -157,3 +157,14 @@ def test_scorers_are_name_keyed_and_compose() -> None:
     assert "LPIPS" not in names and names[0] == "ImageQuality"
     cfg = compose_config(["metrics.scorers.classification.stealth_psnr_db=35"])
     assert instantiate(cfg.metrics.scorers.classification).stealth_psnr_db == 35
+
+
+def test_a_targeted_attack_is_the_attacks_choice() -> None:
+    cfg = compose_config(["attack.target_class=3"])
+    attack = instantiate(cfg.attack)
+    assert attack.terms["mi"].estimator.term.target_class == 3
+    targeted = instantiate(cfg.metrics.scorers.targeted)
+    assert targeted.target_class == 3  # the scorer follows the attack
+    assert instantiate(compose_config(["attack=ifgsm", "attack.target_class=3"]).attack)
+    with pytest.raises(Exception, match=r"attack.target_class=3 needs a known task"):
+        instantiate(compose_config(["task=demo_text", "attack.target_class=3"]).attack)

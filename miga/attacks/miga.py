@@ -33,7 +33,10 @@ class MITerm(LossTerm):
 
 
 class MIGA(Attack):
-    """MIGA with the paper's three terms; every other argument goes to the attack loop."""
+    """MIGA with the paper's three terms; every other argument goes to the attack loop.
+
+    `target_class` makes it targeted (the attack's choice, `attack.target_class`): the MI term
+    then pulls the task model towards that class (a known task only)."""
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class MIGA(Attack):
         rec_target: ImageField = "clean",
         features: nn.Module | None = None,
         perceptual_weight: float = 0.1,
+        target_class: int | None = None,
         **loop: Any,
     ) -> None:
         if isinstance(steps, int) and steps < 1:
@@ -55,7 +59,9 @@ class MIGA(Attack):
             "rec": OutputFidelity(rec_target, features, perceptual_weight),
             "pert": InputFidelity(features, perceptual_weight),
             "reg": DeltaNorm(),
-            "mi": MITerm(mi_estimator),
+            "mi": MITerm(
+                mi_estimator if target_class is None else mi_estimator.aimed_at(target_class)
+            ),
         }
         weights = {"rec": lambda_rec, "pert": lambda_pert, "reg": lambda_reg, "mi": lambda_mi}
         super().__init__(terms, weights, steps, optimizer, **loop)

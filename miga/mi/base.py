@@ -45,3 +45,11 @@ class MIEstimator(nn.Module, ABC):
     def attack_loss(self, state: StepState) -> Tensor:
         """Per-sample (B,) loss an attack minimises to lower the task-relevant MI."""
         raise TypeError(f"{type(self).__name__} cannot be used as an attack's MI term")
+
+    def aimed_at(self, target_class: int) -> MIEstimator:
+        """This estimator's attack term made targeted (`attack.target_class`): only a known
+        task's has a class to aim at."""
+        raise ValueError(
+            f"attack.target_class={target_class} needs a known task (mi_estimator=ce); "
+            f"{type(self).__name__} has no class to aim at"
+        )

@@ -23,11 +23,9 @@ class CrossEntropyMI(MIEstimator):
 
     bound = "lower"
 
-    def __init__(
-        self, form: Literal["ce", "prob_mse"] = "ce", target_class: int | None = None
-    ) -> None:
+    def __init__(self, form: Literal["ce", "prob_mse"] = "ce") -> None:
         super().__init__()
-        self.term = TaskCrossEntropy(form, target_class)
+        self.term = TaskCrossEntropy(form)
 
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         """Barber–Agakov bound H(b) − CE(a, b) from logits `a` and labels `b`, in nats."""
@@ -38,3 +36,8 @@ class CrossEntropyMI(MIEstimator):
 
     def attack_loss(self, state: StepState) -> Tensor:
         return self.term(state)
+
+    def aimed_at(self, target_class: int) -> CrossEntropyMI:
+        """Targeted: the term minimises CE to `target_class` instead of pushing off the label."""
+        self.term = TaskCrossEntropy(self.term.form, target_class)
+        return self

@@ -13,6 +13,7 @@ RENAMED: dict[str, str] = {
     "dataset.dataset.": "dataset.",  # a dataset config is the Dataset: `dataset.root=…`
     "dataset.batch_size": "loader.batch_size",
     "dataset.num_workers": "loader.num_workers",
+    "mi_estimator.target_class": "attack.target_class",  # targeting is the attack's choice
 }
 #: removed key → why.
 REMOVED: dict[str, str] = {
