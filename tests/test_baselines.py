@@ -32,9 +32,9 @@ from miga.attacks.denoising_budgets import (
 )
 from miga.attacks.state import AttackInputs, Victim
 from miga.data.noise import GaussianNoise
-from miga.metrics.comparison import LPIPS, DeltaPSNR, TargetedSuccess, load_lpips
+from miga.metrics.lpips import LPIPS, load_lpips
 from miga.metrics.quality import psnr
-from miga.metrics.scorers import Outcome
+from miga.metrics.scorers import DeltaPSNR, Outcome, TargetedSuccess
 from tests.conftest import REPO, compose_config
 
 EPS = 4 / 255
@@ -279,7 +279,7 @@ def test_targeted_success_only_with_a_target_class() -> None:
 
 
 def test_lpips_is_opt_in_from_local_weights(tmp_path, caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="miga.metrics.comparison"):
+    with caplog.at_level(logging.INFO, logger="miga.metrics.lpips"):
         assert LPIPS(checkpoint=None)(_outcome()) == {}
     assert "LPIPS skipped" in caplog.text
     with pytest.raises(FileNotFoundError, match="LPIPS backbone weights not found"):

@@ -110,3 +110,19 @@ def test_the_l2_random_start_points_in_a_sphere_uniform_direction() -> None:
     entries = (start.flatten(1) / radius[:, None]).flatten()
     kurtosis = float(((entries - entries.mean()) ** 4).mean() / entries.var() ** 2)
     assert abs(kurtosis - 3.0) < 0.1, kurtosis
+
+
+def test_budgets_answer_their_own_size_radius_and_bound() -> None:
+    """By hand: δ with one value 0.3 and three 0.1 (4 values) → L∞ size 0.3, L2 size √0.12."""
+    from miga.attacks.budgets import Unbounded
+
+    delta = torch.tensor([0.3, -0.1, 0.1, 0.1]).view(1, 1, 2, 2)
+    linf, l2 = LinfBall(0.5), L2Ball(0.2)
+    assert linf.size(delta).item() == pytest.approx(0.3)
+    assert l2.size(delta).item() == pytest.approx(math.sqrt(0.12))
+    assert (linf.bound(4), l2.bound(4)) == (0.5, 0.2)
+    assert linf.l2_radius(4) == pytest.approx(1.0)  # 0.5·√4: the cube's corner
+    assert Unbounded().l2_radius(4) == math.inf
+    ring = CircumscribedL2Ball(CircumscribedL2Ball(linf))  # nesting changes nothing
+    assert ring.l2_radius(4) == ring.bound(4) == pytest.approx(1.0)
+    assert ring.size(delta).item() == pytest.approx(math.sqrt(0.12))

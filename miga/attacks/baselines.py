@@ -30,7 +30,6 @@ from miga.attacks.denoising_budgets import (
     CircumscribedL2Ball,
     GaussianLikeL2Ball,
     ZeroMeanL2Ball,
-    budget_norm,
 )
 from miga.attacks.optim import NormalizedGradientDescent
 from miga.attacks.state import AttackInputs
@@ -172,7 +171,7 @@ class RandomNoise(Attack):
             noise = per_sample_randn(shape, inputs.index, inputs.seed, "random_noise", like)
         else:
             noise = per_sample_rand(shape, inputs.index, inputs.seed, "random_noise", like) * 2 - 1
-        size, bound = budget_norm(self.budget, noise)
+        size, bound = self.budget.size(noise), self.budget.bound(noise[0].numel())
         scale = (bound / size.clamp_min(1e-12)).view(-1, *([1] * (noise.dim() - 1)))
         return self.budget.project(noise * scale, inputs.noisy)
 

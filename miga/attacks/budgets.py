@@ -11,6 +11,8 @@ keeps every norm ball (L∞, L2, the zero-mean balls) satisfied.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -60,6 +62,19 @@ class Budget:
         """A reproducible random δ inside the budget (PGD's random start)."""
         raise ValueError(f"budget '{self.norm}' has no bounded set to start at random in")
 
+    def l2_radius(self, numel: int) -> float:
+        """Radius of the smallest L2 ball holding this budget's set, for images of `numel`
+        values: what an L2 attack at equal budget may use (∞ without a bound)."""
+        return math.inf
+
+    def size(self, delta: Tensor) -> Tensor:
+        """Each sample's size (B,) in the norm this budget bounds (L2 unless it says)."""
+        return delta.flatten(1).norm(dim=1)
+
+    def bound(self, numel: int) -> float:
+        """The bound `size` is held to, for images of `numel` values."""
+        return self.l2_radius(numel)
+
 
 class Unbounded(Budget):
     """No ε-ball: the loss terms alone keep δ small (MIGA's unknown-task default)."""
@@ -75,6 +90,15 @@ class LinfBall(Budget):
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         return delta.clamp(-self.epsilon, self.epsilon)
+
+    def l2_radius(self, numel: int) -> float:
+        return self.epsilon * math.sqrt(numel)  # the ball through the cube's corners
+
+    def size(self, delta: Tensor) -> Tensor:
+        return delta.flatten(1).abs().amax(dim=1)
+
+    def bound(self, numel: int) -> float:
+        return self.epsilon
 
     def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
         uniform = per_sample_rand(noisy.shape[1:], index, seed, "random_start", noisy)
@@ -92,6 +116,9 @@ class L2Ball(Budget):
     def _project_norm(self, delta: Tensor) -> Tensor:
         scale = torch.clamp(self.epsilon / (_flat_norm(delta) + 1e-12), max=1.0)
         return delta * scale
+
+    def l2_radius(self, numel: int) -> float:
+        return self.epsilon
 
     def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
         """A direction uniform on the sphere (a normalised Gaussian draw) at a radius uniform

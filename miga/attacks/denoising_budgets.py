@@ -3,41 +3,18 @@
 ObsAtk (Yan et al. 2022) and denoising-PGD (Ning et al. 2023) bound δ in L2 with a radius that
 grows with the image, ρ = ε·√(#values), and constrain its *shape* so that it looks like noise
 rather than a brightness or colour shift (a constant offset is not a visual artefact a denoiser
-should be blamed for). Their radius is derived from the experiment's shared budget (`like`), so
-the comparison stays at equal budget whichever norm that budget uses.
+should be blamed for). Their radius is derived from the experiment's shared budget (`inner`: the
+ball is the smallest L2 ball holding it), so the comparison stays at equal budget whichever norm
+that budget uses.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from miga.attacks.budgets import Budget, L2Ball, LinfBall, image_box
+from miga.attacks.budgets import Budget, image_box
 from miga.utils.seeding import per_sample_rand, per_sample_randn
-
-
-def l2_radius(budget: Budget, numel: int) -> float:
-    """Radius of the smallest L2 ball holding `budget`'s set, for an image of `numel` values.
-
-    L∞ ε: ε·√numel (the ball through the L∞ cube's corners); L2 ε: ε; unbounded: ∞.
-    """
-    if isinstance(budget, LinfBall):
-        return budget.epsilon * math.sqrt(numel)
-    if isinstance(budget, L2Ball):
-        return budget.epsilon
-    if isinstance(budget, CircumscribedL2Ball):
-        return budget.radius(numel)
-    return float("inf")
-
-
-def budget_norm(budget: Budget, delta: Tensor) -> tuple[Tensor, float]:
-    """Each sample's size in the norm `budget` bounds (B,), and the bound for this image size."""
-    numel = delta[0].numel()
-    if isinstance(budget, LinfBall):
-        return delta.flatten(1).abs().amax(dim=1), budget.epsilon
-    return delta.flatten(1).norm(dim=1), l2_radius(budget, numel)
 
 
 def _per_image(values: Tensor, like: Tensor) -> Tensor:
@@ -45,26 +22,27 @@ def _per_image(values: Tensor, like: Tensor) -> Tensor:
 
 
 class CircumscribedL2Ball(Budget):
-    """‖δ‖₂ ≤ ρ, ρ = the radius of the smallest L2 ball holding `like`'s set, per image size.
+    """‖δ‖₂ ≤ ρ, ρ = the radius of the smallest L2 ball holding `inner`'s set, per image size.
 
-    With `like` = L∞ ε this is ObsAtk's ρ = ε·√(C·H·W) (the paper writes ε/255 with ε in 8-bit
-    units); with `like` = L2 ε, ρ = ε. The radius is computed from each batch's image size, so
+    With `inner` = L∞ ε this is ObsAtk's ρ = ε·√(C·H·W) (the paper writes ε/255 with ε in 8-bit
+    units); with `inner` = L2 ε, ρ = ε. The radius is computed from each batch's image size, so
     one config serves 128 px demo crops and 224 px ImageNet alike.
     """
 
     norm = "l2"
 
-    def __init__(self, like: Budget) -> None:
-        if isinstance(like, CircumscribedL2Ball):
-            like = like.like
-        self.like = like
-        self.epsilon = like.epsilon
+    def __init__(self, inner: Budget) -> None:
+        self.inner = inner
+        self.epsilon = inner.epsilon
 
     def radius(self, numel: int | Tensor) -> float:
         """ρ for an image of `numel` values (or for the first image of a batch tensor)."""
         if isinstance(numel, Tensor):
             numel = numel[0].numel()
-        return l2_radius(self.like, int(numel))
+        return self.inner.l2_radius(int(numel))
+
+    def l2_radius(self, numel: int) -> float:
+        return self.radius(numel)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         norm = _per_image(delta.flatten(1).norm(dim=1), delta)
@@ -151,8 +129,8 @@ class GaussianLikeL2Ball(ZeroMeanL2Ball):
     norm = "l2_gaussian_like"
     per_channel = True
 
-    def __init__(self, like: Budget, sigma: float, cap_sigmas: float = 0.5) -> None:
-        super().__init__(like)
+    def __init__(self, inner: Budget, sigma: float, cap_sigmas: float = 0.5) -> None:
+        super().__init__(inner)
         if not sigma > 0 or not cap_sigmas > 0:
             raise ValueError(f"sigma and cap_sigmas must be > 0, got {sigma}, {cap_sigmas}")
         self.sigma = float(sigma)
@@ -166,7 +144,5 @@ __all__ = [
     "CircumscribedL2Ball",
     "GaussianLikeL2Ball",
     "ZeroMeanL2Ball",
-    "budget_norm",
-    "l2_radius",
     "zero_sum_clip",
 ]

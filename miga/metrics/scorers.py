@@ -157,3 +157,37 @@ class AttackBookkeeping(Scorer):
             "flagged": o.result.flagged.float(),
             "stopped_early": o.result.stopped.float(),
         }
+
+
+class DeltaPSNR(Scorer):
+    """`delta_psnr` = PSNR(D(x_n), x) − PSNR(D(x_n+δ), x) in dB: the quality the attack costs."""
+
+    def __call__(self, o: Outcome) -> Columns:
+        return {"delta_psnr": psnr(o.denoised, o.clean) - psnr(o.attacked, o.clean)}
+
+
+class TargetedSuccess(Scorer):
+    """With a target class t set: did the task model read t from D(x_n+δ)?
+
+    `target_hit` is 1 when D(x_n+δ) is classified as t; `targeted_success` is the same but NaN
+    (not eligible) for samples whose true label already is t. No target: no columns.
+    """
+
+    def __init__(self, target_class: int | None = None) -> None:
+        self.target_class = target_class
+
+    @torch.no_grad()
+    def __call__(self, o: Outcome) -> Columns:
+        if self.target_class is None or o.downstream is None:
+            return {}
+        hit = (o.downstream(o.attacked).argmax(dim=1) == self.target_class).float()
+        columns = {
+            "target_class": torch.full_like(hit, float(self.target_class)),
+            "target_hit": hit,
+        }
+        if o.label is not None:
+            eligible = o.label != self.target_class
+            columns["targeted_success"] = torch.where(
+                eligible, hit, torch.full_like(hit, torch.nan)
+            )
+        return columns

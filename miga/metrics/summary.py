@@ -37,7 +37,7 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "heldout_stealth_success_rate": ("heldout_stealth_success", "nanmean"),
     "steps_mean": ("steps", "mean"),
     "n_flagged": ("flagged", "sum"),
-    # Comparison of attacks at equal budget (miga.metrics.comparison; docs/metrics.md).
+    # Comparison of attacks at equal budget (scorers DeltaPSNR, TargetedSuccess, LPIPS).
     "psnr_perturbed_vs_noisy": ("psnr_perturbed_vs_noisy", "mean"),
     "delta_psnr": ("delta_psnr", "mean"),
     "linf_mean": ("linf", "mean"),

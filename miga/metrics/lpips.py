@@ -1,7 +1,7 @@
-"""Scorers for the comparison of attacks: ΔPSNR, targeted success, LPIPS (opt-in).
+"""LPIPS (Zhang et al. 2018), the learned perceptual distance, as an opt-in scorer.
 
-Columns are defined in docs/metrics.md. LPIPS needs ImageNet backbone weights that torchmetrics
-downloads at construction; offline it only runs from a local weights file.
+LPIPS needs ImageNet backbone weights that torchmetrics downloads at construction; offline it
+only runs from a local weights file (`metrics.lpips_checkpoint`). Columns: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -13,44 +13,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from miga.metrics.quality import psnr
 from miga.metrics.scorers import Columns, Outcome, Scorer
 
 log = logging.getLogger(__name__)
-
-
-class DeltaPSNR(Scorer):
-    """`delta_psnr` = PSNR(D(x_n), x) − PSNR(D(x_n+δ), x) in dB: the quality the attack costs."""
-
-    def __call__(self, o: Outcome) -> Columns:
-        return {"delta_psnr": psnr(o.denoised, o.clean) - psnr(o.attacked, o.clean)}
-
-
-class TargetedSuccess(Scorer):
-    """With a target class t set: did the task model read t from D(x_n+δ)?
-
-    `target_hit` is 1 when D(x_n+δ) is classified as t; `targeted_success` is the same but NaN
-    (not eligible) for samples whose true label already is t. No target: no columns.
-    """
-
-    def __init__(self, target_class: int | None = None) -> None:
-        self.target_class = target_class
-
-    @torch.no_grad()
-    def __call__(self, o: Outcome) -> Columns:
-        if self.target_class is None or o.downstream is None:
-            return {}
-        hit = (o.downstream(o.attacked).argmax(dim=1) == self.target_class).float()
-        columns = {
-            "target_class": torch.full_like(hit, float(self.target_class)),
-            "target_hit": hit,
-        }
-        if o.label is not None:
-            eligible = o.label != self.target_class
-            columns["targeted_success"] = torch.where(
-                eligible, hit, torch.full_like(hit, torch.nan)
-            )
-        return columns
 
 
 def load_lpips(
