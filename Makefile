@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest workers: one per core, at most 4 (each test computes on one thread under xdist)
+WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
@@ -34,7 +36,7 @@ test: $(STAMP)  ## the whole test suite (CPU only, no network)
 	@# torchattacks is the reference the I-FGSM/PGD equality tests compare with (`bench` extra,
 	@# without its dependencies: it pins an old requests)
 	$(BIN)/python -c "import torchattacks" 2>/dev/null || $(BIN)/pip install --quiet --no-deps 'torchattacks==3.5.1'
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check miga tests benchmarks

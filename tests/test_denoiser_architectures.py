@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from miga.denoisers import CheckpointError, Denoiser
@@ -26,11 +26,11 @@ from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet
 from miga.denoisers.restormer import Restormer
 from miga.denoisers.swinir import SwinIR, shifted_window_mask
+from tests.conftest import compose_config
 
 # Random-weight models are the point here; the loader's warning about them is noise.
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:UserWarning")
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "denoiser"
 ODD = (37, 53)  # neither a multiple of 8 nor of 16
 
 
@@ -54,8 +54,8 @@ FULL_SIZE = {
 
 
 def _load_config(name: str) -> DictConfig:
-    node = OmegaConf.load(CONF / f"{name}.yaml")
-    return OmegaConf.create({"paths": {"checkpoints": "/ckpt"}, "denoiser": node}).denoiser
+    """`denoiser=<name>` composed as a run would (its defaults included), checkpoints in /ckpt."""
+    return compose_config([f"denoiser={name}", "paths.checkpoints=/ckpt"]).denoiser
 
 
 def _layout(net: nn.Module) -> tuple[int, int, int]:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from miga.denoisers import CheckpointError, Denoiser
-from tests.test_denoiser_architectures import CONF, _build
+from tests.test_denoiser_architectures import _build, _load_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:UserWarning")
 
@@ -30,7 +29,7 @@ def _official_swinir_test(net: torch.nn.Module, img_lq: torch.Tensor, window_siz
 
 
 def _padding_from_config(name: str) -> dict:
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg = _load_config(name)
     return {k: cfg[k] for k in ("pad_multiple", "pad_mode", "pad_always") if k in cfg}
 
 
@@ -51,7 +50,7 @@ def test_swinir_pads_like_the_official_script(size: tuple[int, int]) -> None:
     "name", ["restormer", "restormer_blind", "restormer_real", "nafnet", "nafnet_width32", "swinir"]
 )
 def test_configs_read_the_params_entry_like_the_official_loaders(name: str) -> None:
-    assert OmegaConf.load(CONF / f"{name}.yaml").weight_key == "params"
+    assert _load_config(name).weight_key == "params"
 
 
 def test_weight_key_picks_params_over_params_ema(tmp_path: Path) -> None:
