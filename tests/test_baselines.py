@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -302,52 +300,38 @@ SWEEP = "experiment=baselines"
 
 
 def _miga_run(overrides: list[str]) -> subprocess.CompletedProcess:
-    """`python -m miga.run <overrides>` with one compute thread (two of these run at a time)."""
-    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "miga.run", *overrides],
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={**os.environ, **threads},
         timeout=900,
     )
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """Every end-to-end run of this file, two processes at a time: name → (folder, process).
-
-    One single run per new attack (`python -m miga.run attack=<each> ...`) and one multirun of
-    `experiment=baselines`; most of each run is start-up, so running two at once halves the wall
-    time on two cores.
-    """
+def e2e(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`python -m miga.run -m experiment=baselines` on 2 images, 2 steps: every attack's cell,
+    run as users run them (one multirun: the single cells would repeat its start-up 8 times)."""
     root = tmp_path_factory.mktemp("e2e")
-    tiny = ["dataset.limit=2", "logger=none"]
-    jobs = {SWEEP: ["-m", SWEEP, "attack.steps=1", *tiny, f"hydra.sweep.dir={root / 'sweep'}"]}
-    for attack in NEW_ATTACKS:
-        jobs[attack] = [
-            f"attack={attack}",
-            "attack.steps=2",
-            *tiny,
-            f"hydra.run.dir={root / attack}",
-        ]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        processes = dict(zip(jobs, pool.map(_miga_run, jobs.values()), strict=True))
-    folders = {name: root / ("sweep" if name == SWEEP else name) for name in jobs}
-    return {name: (folders[name], processes[name]) for name in jobs}
+    overrides = ["-m", SWEEP, "attack.steps=2", "dataset.limit=2", "logger=none"]
+    return root, _miga_run([*overrides, f"hydra.sweep.dir={root}"])
 
 
-def _finished(run: tuple[Path, subprocess.CompletedProcess]) -> Path:
+def _cells(run: tuple[Path, subprocess.CompletedProcess]) -> dict[str, Path]:
+    """attack choice → its finished cell folder."""
     folder, process = run
     assert process.returncode == 0, process.stderr[-3000:]
-    return folder
+    return {
+        json.loads((p.parent / "provenance.json").read_text())["choices"]["attack"]: p.parent
+        for p in folder.rglob("summary.json")
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", NEW_ATTACKS)
 def test_each_attack_runs_end_to_end(e2e, attack: str) -> None:
-    summary = json.loads((_finished(e2e[attack]) / "summary.json").read_text())
+    summary = json.loads((_cells(e2e)[attack] / "summary.json").read_text())
     assert summary["n_images"] == 2
     assert "delta_psnr" in summary and "acc_attacked" in summary
     if attack in ("ifgsm", "pgd", "random"):
@@ -358,8 +342,7 @@ def test_each_attack_runs_end_to_end(e2e, attack: str) -> None:
 
 @pytest.mark.slow
 def test_baselines_experiment_runs_every_attack_at_equal_budget(e2e) -> None:
-    sweep = _finished(e2e[SWEEP])
-    summaries = sorted(sweep.rglob("summary.json"))
+    summaries = sorted(p / "summary.json" for p in _cells(e2e).values())
     configs = [json.loads((p.parent / "provenance.json").read_text())["config"] for p in summaries]
     targets = sorted(c["attack"]["_target_"].rsplit(".", 1)[1] for c in configs)
     assert targets == sorted(
