@@ -11,7 +11,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from miga.denoisers.checkpoints import file_sha256
+from miga.checkpoints import file_sha256
 from miga.utils.config import config_hash
 
 PACKAGES = (

@@ -33,7 +33,7 @@ from miga.data.noise import GaussianNoise
 from miga.metrics.lpips import LPIPS, load_lpips
 from miga.metrics.quality import psnr
 from miga.metrics.scorers import DeltaPSNR, Outcome, TargetedSuccess
-from tests.conftest import REPO, compose_config
+from tests.conftest import CONF, REPO, compose_config
 
 EPS = 4 / 255
 STEPS = 3
@@ -295,7 +295,12 @@ def test_lpips_is_opt_in_from_local_weights(tmp_path, caplog) -> None:
 
 # --- end to end ---------------------------------------------------------------------------------
 
-NEW_ATTACKS = ["ifgsm", "pgd", "pgd_l2", "obsatk", "denoising_pgd", "random", "none"]
+#: Every known-task attack of conf/attack/ (a new attack is its YAML: it joins these tests and
+#: must join experiment=baselines); MIGA's unknown-task variant needs pairs and a critic.
+KNOWN_TASK_ATTACKS = sorted(
+    p.stem for p in (CONF / "attack").glob("*.yaml") if p.stem != "miga_unknown"
+)
+NEW_ATTACKS = [a for a in KNOWN_TASK_ATTACKS if a != "miga"]
 SWEEP = "experiment=baselines"
 
 
@@ -344,6 +349,7 @@ def test_each_attack_runs_end_to_end(e2e, attack: str) -> None:
 def test_baselines_experiment_runs_every_attack_at_equal_budget(e2e) -> None:
     summaries = sorted(p / "summary.json" for p in _cells(e2e).values())
     configs = [json.loads((p.parent / "provenance.json").read_text())["config"] for p in summaries]
+    assert sorted(_cells(e2e)) == KNOWN_TASK_ATTACKS  # the experiment lists every attack
     targets = sorted(c["attack"]["_target_"].rsplit(".", 1)[1] for c in configs)
     assert targets == sorted(
         ["MIGA", "IFGSM", "PGD", "PGDL2", "ObsAtk", "DenoisingPGD", "RandomNoise", "NoAttack"]

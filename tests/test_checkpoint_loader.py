@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from miga.denoisers.checkpoints import CheckpointError, load_checkpoint, state_dict_mismatch
+from miga.checkpoints import CheckpointError, load_checkpoint, state_dict_mismatch
 from miga.mi.estimators import critic_state_from_file
 
 

@@ -19,8 +19,8 @@ from hydra.utils import instantiate
 from PIL import Image, ImageDraw, ImageFont
 
 from miga.attacks.base import AttackResult
+from miga.checkpoints import CheckpointError
 from miga.data.demo_photos import to_tensor
-from miga.denoisers.checkpoints import CheckpointError
 from miga.downstream.classifier import Classifier
 from miga.downstream.features import FeatureExtractor, timm_features
 from miga.downstream.timm_models import timm_downstream

@@ -27,7 +27,6 @@ from miga.mi.critics import (
 from miga.mi.estimators import (
     CLUB,
     MINE,
-    NWJ,
     SMILE,
     CriticCheckpointError,
     InfoNCE,
@@ -90,7 +89,7 @@ def test_closed_form_helpers() -> None:
 # name: (estimator factory, training steps per true MI, batch size, held-out batch size)
 LOWER = {
     "MINE": (lambda: MINE(_mlp(), marginals="shuffle"), {1.0: 400, 4.0: 1000}, 512, 4096),
-    "NWJ": (lambda: NWJ(_mlp(), marginals="shuffle"), {1.0: 400, 4.0: 2500}, 512, 4096),
+    "MINE-f (NWJ)": (lambda: MINEf(_mlp(), marginals="shuffle"), {1.0: 400, 4.0: 2500}, 512, 4096),
     "SMILE": (lambda: SMILE(_separable(), marginals="pairs"), {1.0: 300, 4.0: 800}, 128, 512),
 }
 
@@ -261,7 +260,7 @@ def test_critic_checkpoint_errors_name_the_file(tmp_path) -> None:
     wrong = tmp_path / "wrong.pt"
     torch.save(MLPCritic(3, 2, hidden=4).state_dict(), wrong)
     with pytest.raises(CriticCheckpointError, match="wrong.pt.*shape mismatch"):
-        NWJ(MLPCritic(2, 2, hidden=4), checkpoint=str(wrong))
+        MINEf(MLPCritic(2, 2, hidden=4), checkpoint=str(wrong))
     extra = tmp_path / "extra.pt"
     torch.save({**MLPCritic(2, 2, hidden=4).state_dict(), "bonus": torch.zeros(1)}, extra)
     with pytest.raises(CriticCheckpointError, match="extra.pt.*unexpected.*bonus"):

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miga.checkpoints import load_checkpoint
 from miga.denoisers.checkpointing import set_activation_checkpointing
-from miga.denoisers.checkpoints import load_checkpoint
 
 
 class Denoiser(nn.Module):
@@ -34,7 +34,7 @@ class Denoiser(nn.Module):
         pad_always: pad to the *next* multiple even when H or W is one already, as SwinIR's
             official script does ((h//8+1)·8: 64 → 72).
         weight_key: the container entry the official loader reads (`params`), see
-            `miga.denoisers.checkpoints.unwrap_state_dict`.
+            `miga.checkpoints.unwrap_state_dict`.
         tile: if set, images larger than `tile` are processed in overlapping tiles of this size.
         tile_overlap: overlap between neighbouring tiles, averaged in the result.
         clamp: clamp the output to [0,1] (the official scripts do).

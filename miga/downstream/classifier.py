@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miga.denoisers.checkpoints import CheckpointError, read_checkpoint
+from miga.checkpoints import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import timm
 import torch
 from torch import nn
 
-from miga.denoisers.checkpoints import CheckpointError, file_sha256
+from miga.checkpoints import CheckpointError, file_sha256
 from miga.downstream.classifier import Classifier
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ Bounds (nats; a = first argument, b = second; B = batch size):
 
 - `MINE`   Donsker–Varadhan  E_P[T] − log E_Q[e^T]   (Belghazi et al. 2018), EMA-corrected gradient
 - `MINEf`  f-divergence      E_P[T] − E_Q[e^(T−1)]   (Belghazi et al. 2018, "MINE-f")
-- `NWJ`    the same bound as MINE-f (Nguyen–Wainwright–Jordan; Poole et al. 2019 use all pairs)
+- NWJ      the same bound as MINE-f (Nguyen–Wainwright–Jordan): `mi_estimator=nwj` is MINE-f on
+           all off-diagonal pairs, as Poole et al. 2019 evaluate it
 - `InfoNCE` mean_i [T_ii − log mean_j e^(T_ij)] ≤ log B   (van den Oord et al. 2018)
 - `SMILE`  E_P[T] − log E_Q[clip(e^T, e^−τ, e^τ)], critic trained with the JS bound
            (Song & Ermon 2020)
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miga.attacks.state import StepState
-from miga.denoisers.checkpoints import state_dict_mismatch
+from miga.checkpoints import state_dict_mismatch
 from miga.mi.base import MIEstimator
 
 log = logging.getLogger(__name__)
@@ -318,24 +319,6 @@ class MINEf(CriticEstimator):
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         joint, marginal = self.joint_and_marginal(a, b)
         return joint.mean() - torch.exp(marginal - 1.0).mean()
-
-
-class NWJ(MINEf):
-    """Nguyen–Wainwright–Jordan bound: the MINE-f formula, by default on all off-diagonal pairs.
-
-    NWJ and MINE-f are the same bound (Poole et al. 2019); this class only changes the default
-    `marginals` to ``"pairs"`` as in Poole et al.'s I_NWJ.
-    """
-
-    def __init__(
-        self,
-        critic: nn.Module,
-        checkpoint: str | None = None,
-        checkpoint_prefix: str | None = None,
-        marginals: Marginals = "pairs",
-        allow_random: bool = False,
-    ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
 
 
 class InfoNCE(CriticEstimator):

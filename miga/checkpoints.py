@@ -1,8 +1,9 @@
-"""Loading official checkpoint files into our architecture modules.
+"""Reading weight files, for every model of the project: denoisers, classifiers, MI critics.
 
 One loader for every architecture (timm's `build_model_with_cfg` idea): the modules reproduce the
 official parameter names, this file unwraps the release's container and loads with
 `strict=True`, and every failure names the file, the expected variant and the first offending keys.
+It also fingerprints files (`file_sha256`) for the provenance record.
 """
 
 from __future__ import annotations
