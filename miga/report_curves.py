@@ -129,6 +129,19 @@ def _errorbar(ax, xs, summaries, key: str, label: str, **style) -> None:  # noqa
     ax.errorbar(xs, ys, yerr=[lo, hi], label=label, capsize=2, marker="o", ms=3, **style)
 
 
+def save_figure(fig, path: Path, *axes) -> Path:  # noqa: ANN001
+    """The report's figure style (light grid, small legend on the last axes), saved and closed."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
     """curve_vs_epsilon.png, curve_vs_steps.png, curve_psnr_vs_success.png (where data allow)."""
     import matplotlib
@@ -156,13 +169,7 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
             ax.set_xscale("log", base=2)
             ax.set_xlabel("epsilon × 255" if name == "epsilon" else "steps")
             ax.set_title(title, fontsize=9)
-            ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=6)
-        fig.tight_layout()
-        path = out / f"curve_vs_{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out / f"curve_vs_{name}.png", *axes))
     if points:
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
         by_attack: dict[str, list[dict]] = defaultdict(list)
@@ -179,13 +186,7 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
             )
         ax.set_xlabel("success rate")
         ax.set_ylabel("PSNR(D(x_n+δ), x) dB")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        path = out / "curve_psnr_vs_success.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out / "curve_psnr_vs_success.png", ax))
     return written
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miga.report import ATTACK_DRAWS, Cell
-from miga.report_curves import _fmt, _num, _table
+from miga.report_curves import _fmt, _num, _table, save_figure
 
 KEY = "sensor_success_rate"
 
@@ -87,13 +87,7 @@ def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
     ax.set_xlabel("K, EOT draws per attack step (0 = white-box δ)")
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    path = out / "sensor_success.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "sensor_success.png", ax)
 
 
 def sensor_sections(cells: Sequence[Cell], out: Path) -> list[str]:
