@@ -17,9 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
 os.environ.setdefault("WANDB_SILENT", "true")
-# Under pytest-xdist (`make test` runs one worker per core) each worker computes on one thread,
-# so the workers share the cores instead of oversubscribing them.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
+# Under pytest-xdist (`make test` runs one worker per core) each worker, and every `miga.run` it
+# starts (they inherit the environment), computes on one thread: the workers share the cores
+# instead of oversubscribing them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 def compose_config(overrides: list[str] | None = None, name: str = "config") -> DictConfig:
