@@ -59,3 +59,17 @@ def demo_batch():
         torch.tensor([item["label"] for item in items]),
         torch.tensor([item["index"] for item in items]),
     )
+
+
+def attack_knobs(name: str, *keys: str) -> dict:
+    """Settings of conf/attack/<name>.yaml (their one home), for tests that build an attack
+    class directly: e.g. MIGA's paper weights, `attack_knobs("miga", "lambda_mi", ...)`."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / "attack" / f"{name}.yaml")
+    return {key: node[key] for key in keys}
+
+
+#: MIGA's paper weights and fidelity settings, as conf/attack/miga.yaml sets them.
+MIGA_KNOBS = ("lambda_rec", "lambda_pert", "lambda_reg", "lambda_mi", "rec_target")
+MIGA_KNOBS += ("perceptual_weight",)

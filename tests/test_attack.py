@@ -17,6 +17,7 @@ from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm, OutputFidelity, TaskCrossEntropy
 from miga.data.noise import GaussianNoise
 from miga.mi.cross_entropy import CrossEntropyMI
+from tests.conftest import MIGA_KNOBS, attack_knobs
 
 EPS = 4 / 255
 
@@ -29,14 +30,14 @@ def _inputs(clean, labels, index, denoiser, sigma=25.0, seed=0) -> AttackInputs:
 
 
 def _miga(steps: int, form: str = "ce", **kwargs) -> MIGA:
+    knobs = {**attack_knobs("miga", *MIGA_KNOBS), "lambda_mi": 10.0 if form == "ce" else 100.0}
     return MIGA(
         CrossEntropyMI(form=form),
         steps=steps,
         optimizer=partial(torch.optim.Adam, lr=0.1),
         scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=30, gamma=0.5),
         budget=LinfBall(EPS),
-        lambda_mi=10.0 if form == "ce" else 100.0,
-        **kwargs,
+        **{**knobs, **kwargs},
     )
 
 

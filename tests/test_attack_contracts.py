@@ -23,6 +23,7 @@ from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import TaskCrossEntropy
 from miga.mi.cross_entropy import CrossEntropyMI
+from tests.conftest import MIGA_KNOBS, attack_knobs
 
 EPS = 4 / 255
 ALPHA = 1 / 255
@@ -100,6 +101,7 @@ def test_steplr_halves_the_learning_rate_at_step_30() -> None:
         optimizer=make,
         budget=LinfBall(EPS),
         scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=30, gamma=0.5),
+        **attack_knobs("miga", *MIGA_KNOBS),
     )
     result, _ = _run(attack, denoiser, classifier)
     assert result.steps.tolist() == [35] * 4
@@ -118,6 +120,8 @@ def test_miga_objective_is_the_weighted_sum_of_its_terms_with_their_signs() -> N
         lambda_pert=3.0,
         lambda_reg=1e-2,
         lambda_mi=10.0,
+        rec_target="clean",
+        perceptual_weight=0.1,
     )
     delta = 0.01 * torch.randn(inputs.noisy.shape, generator=torch.Generator().manual_seed(3))
     perturbed = inputs.noisy + delta
@@ -156,7 +160,7 @@ def test_target_class_moves_predictions_to_that_class(attack_name: str) -> None:
             steps=30,
             budget=budget,
             optimizer=partial(torch.optim.Adam, lr=0.05),
-            lambda_pert=0.0,
+            **{**attack_knobs("miga", *MIGA_KNOBS), "lambda_pert": 0.0},
         )
     else:
         attack = IFGSM(30, partial(SignGradientDescent, lr=0.02), budget, target_class=target)

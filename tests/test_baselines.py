@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from miga.attacks.base import AttackResult
-from miga.attacks.baselines import PGDL2, ObsAtk, RandomNoise
+from miga.attacks.baselines import PGDL2, RandomNoise
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.denoising_budgets import (
     CircumscribedL2Ball,
@@ -177,13 +177,13 @@ def test_random_noise_l2_has_the_budget_norm_and_is_reproducible() -> None:
     torch.testing.assert_close(delta.flatten(1).norm(dim=1), torch.ones(3))
     torch.testing.assert_close(delta, attack(batch, Victim(nn.Identity())).delta)
     with pytest.raises(ValueError, match="bounded budget"):
-        RandomNoise(Unbounded())
+        RandomNoise(Unbounded(), distribution="uniform")
 
 
 def test_l2_steps_relative_to_rho_refuse_an_unbounded_budget() -> None:
     noisy = torch.full((1, 3, 4, 4), 0.5)
     batch = AttackInputs(noisy, noisy, noisy, torch.arange(1))
-    attack = PGDL2(steps=1, budget=CircumscribedL2Ball(Unbounded()), random_start=False)
+    attack = PGDL2(1, CircumscribedL2Ball(Unbounded()), step_fraction=0.25, random_start=False)
     with pytest.raises(ValueError, match="bounded budget"), torch.enable_grad():
         attack(batch, Victim(nn.Identity()))
 
@@ -240,7 +240,8 @@ def test_obsatk_takes_steps_of_0_3_rho() -> None:
     batch = AttackInputs(clean, noisy, noisy, torch.arange(2))
     budget = ZeroMeanL2Ball(LinfBall(EPS))
     for steps in (1, 2):
-        delta = ObsAtk(budget, steps=steps)(batch, Victim(nn.Identity())).delta
+        obsatk = instantiate(compose_config(["attack=obsatk"]).attack, budget=budget, steps=steps)
+        delta = obsatk(batch, Victim(nn.Identity())).delta
         rho = budget.radius(delta)
         torch.testing.assert_close(
             delta.flatten(1).norm(dim=1), torch.full((2,), 0.3 * rho * steps)

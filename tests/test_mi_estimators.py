@@ -39,6 +39,7 @@ from miga.mi.gaussian import (
     rho_for_mi,
     true_mi,
 )
+from tests.conftest import MIGA_KNOBS, attack_knobs
 
 DIM = 10
 
@@ -344,9 +345,12 @@ def test_attack_through_a_random_critic_needs_allow_random() -> None:
     from miga.attacks.miga import MIGA
 
     adam = partial(torch.optim.Adam, lr=0.01)
+    # miga_unknown.yaml extends miga.yaml: its own two keys over the known-task ones
+    knobs = {**attack_knobs("miga", *MIGA_KNOBS), **attack_knobs("miga_unknown", "lambda_mi")}
+    knobs["rec_target"] = attack_knobs("miga_unknown", "rec_target")["rec_target"]
 
     with pytest.raises(CriticCheckpointError, match=r"mi_estimator\.checkpoint.*allow_random"):
-        MIGA(MINE(ConvPairCritic()), steps=1, optimizer=adam, budget=LinfBall(4 / 255))
+        MIGA(MINE(ConvPairCritic()), steps=1, optimizer=adam, budget=LinfBall(4 / 255), **knobs)
     with pytest.raises(CriticCheckpointError, match=r"mi_estimator\.allow_random"):
         image = torch.rand(2, 3, 32, 32)
         MINE(ConvPairCritic()).attack_loss(_state(image, image))
@@ -354,7 +358,7 @@ def test_attack_through_a_random_critic_needs_allow_random() -> None:
     torch.manual_seed(0)
     estimator = MINE(ConvPairCritic(), allow_random=True)
     with pytest.warns(UserWarning, match="RANDOM critic"):
-        attack = MIGA(estimator, steps=2, optimizer=adam, budget=LinfBall(4 / 255))
+        attack = MIGA(estimator, steps=2, optimizer=adam, budget=LinfBall(4 / 255), **knobs)
     assert all(not p.requires_grad for p in estimator.critic.parameters())
     clean = torch.rand(2, 3, 32, 32)
     inputs = AttackInputs(clean, clean, clean, torch.arange(2), reference=torch.rand_like(clean))

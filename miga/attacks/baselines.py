@@ -71,6 +71,8 @@ class PGD(Attack):
     """PGD maximising MSE(D(x_n+δ), x): the "visual clarity" attack, from a random start.
 
     The step rule comes from `optimizer`: sign steps (L∞ PGD) or normalised steps (`PGDL2`).
+    The baselines' published settings (steps, step fractions, random start) have one home, their
+    conf/attack/ YAML: they are required arguments here.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class PGD(Attack):
         steps: int,
         optimizer: partial,
         budget: Budget,
-        random_start: bool = True,
+        random_start: bool,
         **loop: Any,
     ) -> None:
         terms = {"distortion": OutputDistortion()}
@@ -100,8 +102,8 @@ class PGDL2(PGD):
         self,
         steps: int,
         budget: CircumscribedL2Ball,
-        step_fraction: float = 0.25,
-        random_start: bool = True,
+        step_fraction: float,
+        random_start: bool,
         **loop: Any,
     ) -> None:
         step = partial(radius_relative_step, budget=budget, fraction=step_fraction)
@@ -117,9 +119,9 @@ class ObsAtk(PGDL2):
     def __init__(
         self,
         budget: ZeroMeanL2Ball,
-        steps: int = 5,
-        step_fraction: float = 0.3,
-        random_start: bool = False,
+        steps: int,
+        step_fraction: float,
+        random_start: bool,
         **loop: Any,
     ) -> None:
         super().__init__(steps, budget, step_fraction, random_start=random_start, **loop)
@@ -135,9 +137,9 @@ class DenoisingPGD(PGDL2):
     def __init__(
         self,
         budget: GaussianLikeL2Ball,
-        steps: int = 10,
-        step_fraction: float = 0.25,
-        random_start: bool = True,
+        steps: int,
+        step_fraction: float,
+        random_start: bool,
         **loop: Any,
     ) -> None:
         super().__init__(steps, budget, step_fraction, random_start=random_start, **loop)
@@ -155,7 +157,7 @@ class RandomNoise(Attack):
     def __init__(
         self,
         budget: Budget,
-        distribution: Literal["gaussian", "uniform"] = "uniform",
+        distribution: Literal["gaussian", "uniform"],
         steps: int = 0,
     ) -> None:
         if distribution not in ("gaussian", "uniform"):

@@ -36,20 +36,24 @@ class MIGA(Attack):
     """MIGA with the paper's three terms; every other argument goes to the attack loop.
 
     `target_class` makes it targeted (the attack's choice, `attack.target_class`): the MI term
-    then pulls the task model towards that class (a known task only)."""
+    then pulls the task model towards that class (a known task only).
+
+    The paper's weights have one home, conf/attack/miga.yaml (and miga_unknown.yaml): they are
+    required here, so no second copy of them can drift."""
 
     def __init__(
         self,
         mi_estimator: MIEstimator,
         steps: int,
         optimizer: partial,
-        lambda_rec: float = 1.0,
-        lambda_pert: float = 3.0,
-        lambda_reg: float = 1e-4,
-        lambda_mi: float = 10.0,
-        rec_target: ImageField = "clean",
+        *,
+        lambda_rec: float,
+        lambda_pert: float,
+        lambda_reg: float,
+        lambda_mi: float,
+        rec_target: ImageField,
+        perceptual_weight: float,
         features: nn.Module | None = None,
-        perceptual_weight: float = 0.1,
         target_class: int | None = None,
         **loop: Any,
     ) -> None:

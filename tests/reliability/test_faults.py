@@ -20,7 +20,7 @@ import torch
 
 from miga.callbacks.fault import FAULT_VARIABLE, WRITE_FAULT_VARIABLE
 from miga.callbacks.results_writer import ResultsWriteError, atomic_write_text, read_rows
-from tests.conftest import REPO
+from tests.conftest import MIGA_KNOBS, REPO, attack_knobs
 
 pytestmark = pytest.mark.slow
 
@@ -246,6 +246,7 @@ def test_black_and_white_images_attack_without_nan(demo_models) -> None:
         steps=3,
         optimizer=partial(torch.optim.Adam, lr=0.1),
         budget=LinfBall(4 / 255),
+        **attack_knobs("miga", *MIGA_KNOBS),
     )
     with torch.enable_grad():
         result = attack(inputs, Victim(denoiser, classifier))
