@@ -73,14 +73,14 @@ def paired_rows(cells: Sequence[Cell]) -> list[list[str]]:
     rows = []
     for context, by_attack in sorted(groups.items()):
         reference = by_attack[REFERENCE]
-        ours = read_rows(reference.path / SAMPLES_FILE)
+        ours, seed = read_rows(reference.path / SAMPLES_FILE), _seed(reference)
         for attack, cell in sorted(by_attack.items()):
             if attack == REFERENCE:
                 continue
             theirs = read_rows(cell.path / SAMPLES_FILE)
             line = [label([(k, v) for k, v in context if k in varying]) or "—", attack]
             for column in COLUMNS:
-                found = paired_difference(ours, theirs, column, _seed(reference))
+                found = paired_difference(ours, theirs, column, seed)
                 line.append(
                     "—"
                     if found is None
