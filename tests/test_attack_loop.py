@@ -50,8 +50,8 @@ def test_a_nan_at_step_3_keeps_the_delta_of_step_2() -> None:
     assert poisoned.steps.tolist() == [2, 6, 6, 6]
     torch.testing.assert_close(poisoned.delta[0], two_steps.delta[0], rtol=0, atol=0)
     assert not torch.equal(poisoned.delta[0], clean_run.delta[0])  # it did move on without NaN
-    # the others ran as a 3-sample sub-batch from step 3: equal up to kernel rounding
-    torch.testing.assert_close(poisoned.delta[1:], clean_run.delta[1:], rtol=0, atol=1e-5)
+    # the others are untouched: the flagged sample stays in the pass, its loss masked out
+    assert torch.equal(poisoned.delta[1:], clean_run.delta[1:])
 
 
 def test_a_nan_at_the_first_step_keeps_delta_zero() -> None:

@@ -33,7 +33,8 @@ from miga.attacks.terms import LossTerm
 if TYPE_CHECKING:
     from miga.data.sensor import SensorNoise
 
-StepCallback = Callable[[int, dict[str, float]], None]
+#: Called after every step with 0-dim device tensors ("loss", "active"): reading one is a host sync.
+StepCallback = Callable[[int, dict[str, Tensor]], None]
 
 
 @dataclass
@@ -124,65 +125,79 @@ class Attack(nn.Module):
         """Run the attack on one batch; call under `torch.enable_grad()`.
 
         `sensor` (with `attack_draws` K ≥ 1): optimise the expectation over K noise draws per
-        step instead of the batch's own x_n (EOT); δ is still projected around x_n."""
+        step instead of the batch's own x_n (EOT); δ is still projected around x_n.
+
+        Without a stopping rule the loop never waits on the device: every mask stays a tensor,
+        a flagged sample stays in the pass (its loss masked out, its δ written back), and the
+        loss history is read once, at the end of the batch. A stopping rule reads its mask
+        once per step, to take frozen samples out of the forward/backward pass."""
         batch = len(inputs)
         device = inputs.noisy.device
         delta = self.initial_delta(inputs).detach().requires_grad_(True)
         steps = torch.zeros(batch, dtype=torch.long, device=device)
         flagged = torch.zeros(batch, dtype=torch.bool, device=device)
         stopped = torch.zeros(batch, dtype=torch.bool, device=device)
-        history: list[float] = []
         if self.steps == 0:
-            return AttackResult(delta.detach(), steps, flagged, stopped, history)
+            return AttackResult(delta.detach(), steps, flagged, stopped, [])
         optimizer = self.optimizer([delta])
         scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+        project = self.budget.projector(inputs.noisy)
+        trace = _Trace()
         previous: Tensor | None = None  # the δ evaluated at the step before (a finite loss)
 
         for step in range(self.steps):
             active = ~(flagged | stopped)
-            if not active.any():
-                break
-            rows = active.nonzero().squeeze(1)
-            sub_inputs = inputs if bool(active.all()) else inputs.select(active)
-            sub_delta = delta if bool(active.all()) else delta[rows]
+            rows = None  # the sub-batch's rows when frozen samples left the pass
+            if self.stopping is not None:
+                count = int(active.sum())  # the one host read per step, for the sub-batch
+                if count == 0:
+                    break
+                if count < batch:
+                    rows = active.nonzero().squeeze(1)
+            sub_inputs = inputs if rows is None else inputs.select(active)
+            sub_delta = delta if rows is None else delta[rows]
             state = self._step_state(sub_inputs, victim, sub_delta, sensor, step)
             loss = state.per_image(self.objective(state)[0])
 
             finite = torch.isfinite(loss).detach()
-            bad = rows[~finite]
-            flagged[bad] = True
-            # A sample whose δ gave a non-finite loss goes back to the δ of the step before,
-            # through the step's write-back below (δ itself is in this step's graph).
-            if previous is not None:
-                steps[bad] -= 1
-            done = self._reached(state) & finite if self.stopping else None
+            done = self._reached(state) & finite if self.stopping is not None else None
+            bad = active & ~_to_batch(finite, rows, batch, fill=True)
+            flagged |= bad
             if done is not None:
-                stopped[rows[done]] = True
-            update = finite if done is None else finite & ~done
-            if not update.any():
+                stopped |= _to_batch(done, rows, batch, fill=False)
+            update = ~(flagged | stopped)
+            # A sample whose δ gave a non-finite loss goes back to the δ of the step before,
+            # through the write-back below (δ itself is in this step's graph).
+            if previous is not None:
+                steps -= bad.long()
+            if self.stopping is not None and not update.any():
                 if previous is not None:  # no backward follows: δ may change in place
                     with torch.no_grad():
-                        delta[bad] = previous[bad]
+                        delta.copy_(torch.where(_per_value(bad, delta), previous, delta))
                 continue
 
-            frozen = delta.detach().clone()
-            if previous is not None:
-                frozen[bad] = previous[bad]
+            with torch.no_grad():
+                evaluated = delta.detach()
+                frozen = (
+                    evaluated.clone()
+                    if previous is None
+                    else torch.where(_per_value(bad, delta), previous, evaluated)
+                )
             previous = frozen
+            sub_update = update if rows is None else update[rows]
             optimizer.zero_grad(set_to_none=True)
-            torch.where(update, loss, torch.zeros_like(loss)).sum().backward()
-            self._sanitise_gradient(delta, keep=~(flagged | stopped))
+            torch.where(sub_update, loss, torch.zeros_like(loss)).sum().backward()
+            self._sanitise_gradient(delta)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             with torch.no_grad():
-                keep = (~(flagged | stopped)).view(-1, *([1] * (delta.dim() - 1)))
-                delta.copy_(torch.where(keep, self.budget.project(delta, inputs.noisy), frozen))
-            steps += (~(flagged | stopped)).long()
-            history.append(float(loss.detach()[finite].mean()) if finite.any() else float("nan"))
+                torch.where(_per_value(update, delta), project(delta), frozen, out=delta)
+            steps += update.long()
+            trace.record(loss.detach(), finite, update)
             if self.on_step is not None:
-                self.on_step(step, {"loss": history[-1], "active": float(update.float().mean())})
-        return AttackResult(delta.detach(), steps, flagged, stopped, history)
+                self.on_step(step, trace.last())
+        return AttackResult(delta.detach(), steps, flagged, stopped, trace.history())
 
     @staticmethod
     def _step_state(
@@ -217,12 +232,54 @@ class Attack(nn.Module):
             return reached
         return reached.view(state.draws, -1).all(dim=0)
 
-    def _sanitise_gradient(self, delta: Tensor, keep: Tensor) -> None:
-        """Zero frozen samples' gradient, drop non-finite values, clip each sample's norm."""
+    def _sanitise_gradient(self, delta: Tensor) -> None:
+        """Drop non-finite values and clip each sample's norm. Frozen samples' rows need no
+        zeroing: the write-back restores their δ whatever the optimiser did to it (torch's
+        optimisers and ours act per value or per sample)."""
         grad = delta.grad
-        grad.mul_(keep.view(-1, *([1] * (grad.dim() - 1))).to(grad.dtype))
         torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
         if self.grad_clip is not None:
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
             scale = (self.grad_clip / norm).clamp(max=1.0)
             grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
+
+
+def _per_value(mask: Tensor, like: Tensor) -> Tensor:
+    """A (B,) mask viewed to broadcast over a (B, …) tensor."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _to_batch(values: Tensor, rows: Tensor | None, batch: int, fill: bool) -> Tensor:
+    """A sub-batch's (n,) bool mask as a (B,) mask over the batch, `fill` elsewhere."""
+    if rows is None:
+        return values
+    full = torch.full((batch,), fill, dtype=torch.bool, device=values.device)
+    return full.index_put_((rows,), values)
+
+
+class _Trace:
+    """Per-step loss (mean over finite samples) and active fraction, kept on the device and
+    read once per batch: the loop's bookkeeping never waits on the host."""
+
+    def __init__(self) -> None:
+        self.loss: list[Tensor] = []
+        self.active: list[Tensor] = []
+        self.updated: list[Tensor] = []
+
+    def record(self, loss: Tensor, finite: Tensor, update: Tensor) -> None:
+        kept = torch.where(finite, loss, torch.zeros_like(loss))
+        self.loss.append(kept.sum() / finite.sum())
+        self.active.append(update.float().mean())
+        self.updated.append(update.any())
+
+    def last(self) -> dict[str, Tensor]:
+        """This step's values as 0-dim device tensors (reading one is a host sync)."""
+        return {"loss": self.loss[-1], "active": self.active[-1]}
+
+    def history(self) -> list[float]:
+        """The loss of every step that updated a sample (one host read)."""
+        if not self.loss:
+            return []
+        losses = torch.stack(self.loss).tolist()
+        updated = torch.stack(self.updated).tolist()
+        return [value for value, kept in zip(losses, updated, strict=True) if kept]

@@ -12,6 +12,7 @@ keeps every norm ball (L∞, L2, the zero-mean balls) satisfied.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -22,12 +23,6 @@ from miga.utils.seeding import per_sample_rand, per_sample_randn
 def image_box(noisy: Tensor) -> tuple[Tensor, Tensor]:
     """Per-value bounds (low ≤ 0 ≤ high) on δ that keep x_n+δ in [min(0, x_n), max(1, x_n)]."""
     return -noisy.clamp(min=0.0), (1.0 - noisy).clamp(min=0.0)
-
-
-def clip_to_image(delta: Tensor, noisy: Tensor) -> Tensor:
-    """δ clipped to the image box of x_n (see the module docstring): never larger than δ."""
-    low, high = image_box(noisy)
-    return torch.minimum(torch.maximum(delta, low), high)
 
 
 def _checked_epsilon(epsilon: object) -> float:
@@ -53,7 +48,13 @@ class Budget:
 
     def project(self, delta: Tensor, noisy: Tensor) -> Tensor:
         """Project δ onto the budget, then onto valid images."""
-        return clip_to_image(self._project_norm(delta), noisy)
+        return self.projector(noisy)(delta)
+
+    def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
+        """`project` for one batch's x_n, with what depends on x_n alone (the image box)
+        computed once: the attack loop projects every step."""
+        low, high = image_box(noisy)
+        return lambda delta: torch.clamp(self._project_norm(delta), low, high)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         return delta
@@ -90,6 +91,12 @@ class LinfBall(Budget):
 
     def _project_norm(self, delta: Tensor) -> Tensor:
         return delta.clamp(-self.epsilon, self.epsilon)
+
+    def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
+        """Ball and box are both per-value intervals: one clamp to their intersection."""
+        low, high = image_box(noisy)
+        low, high = low.clamp(min=-self.epsilon), high.clamp(max=self.epsilon)
+        return lambda delta: torch.clamp(delta, low, high)
 
     def l2_radius(self, numel: int) -> float:
         return self.epsilon * math.sqrt(numel)  # the ball through the cube's corners

@@ -10,6 +10,8 @@ that budget uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -99,6 +101,9 @@ class ZeroMeanL2Ball(CircumscribedL2Ball):
     def value_cap(self) -> float | None:
         """An optional bound on |δ| per value (none for ObsAtk)."""
         return None
+
+    def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda delta: self.project(delta, noisy)
 
     def project(self, delta: Tensor, noisy: Tensor) -> Tensor:
         low, high = image_box(noisy)
