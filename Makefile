@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(STAMP)  ## speed/memory benchmarks (not part of the tests); e.g. make b
 	@# the `bench` extra without its dependencies: torchattacks pins an old requests (pyproject.toml)
 	$(BIN)/pip install --quiet --no-deps 'torchattacks==3.5.1'
 	$(BIN)/python -m benchmarks.attack_step $(ARGS)
+
+bench-gpu: $(STAMP)  ## the prepared GPU check (benchmarks/gpu.py, 360 s budget); ARGS=tiny=true on CPU
+	$(BIN)/python -m benchmarks.gpu $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -41,31 +41,35 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
 import json
 import math
 import os
 import platform
-import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.compose import RESULTS, ROOT, build, compose, finite_json, first_batch, machine_name
+from benchmarks.memory import peak_memory_mb
+from benchmarks.timing import (
+    Composite,
+    crop,
+    interleaved,
+    library_attacks,
+    median_s,
+    ratio,
+    raw_steps,
+    run_attack,
+    sync,
+)
 
 #: The benchmark's own keys and their defaults; every other `key=value` goes to Hydra.
 OPTIONS: dict[str, Any] = {
@@ -127,184 +131,10 @@ def _value(text: str) -> Any:
         return text
 
 
-def compose(overrides: list[str], opts: dict[str, Any]):
-    """The run config as `python -m miga.run <overrides>` composes it, plus batch/size."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from miga.utils import config as _config  # noqa: F401  (registers resolvers)
-
-    extra = []
-    if not any(o.lstrip("+~").split("=")[0] == "logger" for o in overrides):
-        extra.append("logger=none")  # no W&B service start inside timings
-    if opts["batch"] is not None:
-        extra.append(f"loader.batch_size={opts['batch']}")
-    if opts["size"] is not None:
-        extra.append(f"dataset.size={opts['size']}")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=extra + overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # `${hydra:...}` interpolations resolve
-    with open_dict(cfg):
-        del cfg["hydra"]  # as @hydra.main hands it over: the task's config has no `hydra` node
-        cfg.paths.root = str(ROOT)
-        cfg.paths.output_dir = str(ROOT / "outputs" / "bench")  # cells get a temporary one
-        checkpoint = cfg.denoiser.get("checkpoint")
-        if checkpoint is not None and not Path(checkpoint).is_file():
-            cfg.denoiser.checkpoint = None  # random weights: same cost
-    return cfg
-
-
-def build(cfg, device: torch.device):
-    """The cell's AttackModule exactly as `miga.run` builds it, on `device`."""
-    from miga.run import build_module
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "RANDOM weights" is expected here
-        return build_module(cfg).to(device)
-
-
-def first_batch(cfg, module, device: torch.device):
-    """AttackInputs of the first `loader.batch_size` items (cycling if the dataset is short),
-    made by the module's own `attack_inputs` as in `predict_step`."""
-    from hydra.utils import instantiate
-    from torch.utils.data import default_collate
-
-    dataset = instantiate(cfg.dataset)
-    size = int(cfg.loader.batch_size)
-    batch = default_collate([dataset[i % len(dataset)] for i in range(size)])
-    batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-    return module.attack_inputs(batch)
-
-
-class Composite(nn.Module):
-    """The victim as one model: defence (attack form) → denoiser → task model."""
-
-    def __init__(self, victim) -> None:
-        super().__init__()
-        self.victim = victim
-        self.downstream = victim.downstream
-        self.denoiser = victim.denoiser
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.downstream(self.victim.denoise(x))
-
-
 # --------------------------------------------------------------------------- timed functions
 
 
-def raw_steps(model: nn.Module, x0: Tensor, label: Tensor, steps: int) -> Tensor:
-    """The baseline: `steps` forward+backward passes to the input, nothing else."""
-    grad = x0
-    for _ in range(steps):
-        x = x0.detach().requires_grad_(True)
-        loss = F.cross_entropy(model(x), label, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x)
-    return grad
-
-
-def crop(inputs, size: int):
-    """The top-left size×size crop of every image of a batch (cheap warm-ups)."""
-    cut = lambda t: t if t is None else t[..., :size, :size]  # noqa: E731
-    return replace(
-        inputs,
-        clean=cut(inputs.clean),
-        noisy=cut(inputs.noisy),
-        denoised=cut(inputs.denoised),
-        reference=cut(inputs.reference),
-    )
-
-
-def run_attack(attack, inputs, victim, steps: int) -> Tensor:
-    attack.steps = steps
-    with torch.enable_grad():
-        return attack(inputs, victim).delta
-
-
-def inline_pgd(model, images, labels, eps, alpha, steps, random_start=True) -> Tensor:
-    """A torchattacks-style L∞ PGD (used only when torchattacks is not installed): the
-    loop of that library, a fresh leaf per step, batch-mean CE, sign step, clip."""
-    images, labels = images.clone().detach(), labels.clone().detach()
-    adv = images.clone().detach()
-    if random_start:
-        adv = (adv + torch.empty_like(adv).uniform_(-eps, eps)).clamp(0, 1).detach()
-    for _ in range(steps):
-        adv.requires_grad = True
-        cost = F.cross_entropy(model(adv), labels)
-        (grad,) = torch.autograd.grad(cost, adv, retain_graph=False, create_graph=False)
-        adv = adv.detach() + alpha * grad.sign()
-        adv = (images + (adv - images).clamp(-eps, eps)).clamp(0, 1).detach()
-    return adv
-
-
-def library_attacks(model, eps: float, alpha: float, steps: int) -> tuple[dict, str]:
-    """torchattacks' PGD and BIM (its I-FGSM) at our budget and step size, or inline twins."""
-    try:
-        import torchattacks
-    except ImportError:
-        pgd = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, True)  # noqa: E731
-        ifgsm = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, False)  # noqa: E731
-        return {"lib_pgd": pgd, "lib_ifgsm": ifgsm}, "inline"
-    pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
-    bim = torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
-    return {"lib_pgd": pgd, "lib_ifgsm": bim}, f"torchattacks {torchattacks.__version__}"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def interleaved(
-    fns: dict[str, Callable[[], Any]], reps: int, device: torch.device
-) -> dict[str, list[tuple[float, float]]]:
-    """(wall, CPU) seconds of each function per repetition; the order rotates by one each
-    repetition, so every path runs first, second, … equally often over len(fns) repetitions."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    names = list(fns)
-    for rep in range(reps):
-        order = names[rep % len(names) :] + names[: rep % len(names)]
-        for name in order:
-            _sync(device)
-            wall, cpu = time.perf_counter(), time.process_time()
-            fns[name]()
-            _sync(device)
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return times
-
-
-def ratio(times: dict, num: str, den: str, cpu: bool = False) -> float:
-    """Median over repetitions of the paired ratio num/den (wall clock, or CPU time)."""
-    k = 1 if cpu else 0
-    pairs = [a[k] / b[k] for a, b in zip(times[num], times[den]) if b[k] > 0]
-    return round(statistics.median(pairs), 4) if pairs else float("nan")
-
-
-def median_s(times: dict, name: str) -> float:
-    return statistics.median(t[0] for t in times[name])
-
-
 # --------------------------------------------------------------------------- memory (children)
-
-
-def _rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-def _maxrss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the process high-water RSS (Linux ≥ 4.0: `echo 5 > /proc/self/clear_refs`)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> dict[str, Any]:
@@ -315,36 +145,9 @@ def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> 
     victim = module.victim
     model = Composite(victim)
     steps = opts["steps"]
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated() / 2**20
-        method = "cuda max_memory_allocated"
-    else:
-        reset = _reset_peak_rss()
-        base = _rss_mb()
-        method = "ru_maxrss after clear_refs" if reset else "ru_maxrss (no reset)"
-        before = _maxrss_mb()
-    wall = time.perf_counter()
     if what == "raw":
-        raw_steps(model, inputs.noisy, inputs.label, steps)
-    else:
-        run_attack(module.attack, inputs, victim, steps)
-    _sync(device)
-    wall = time.perf_counter() - wall
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = _maxrss_mb()
-        if not reset and before > base:
-            method += f" (setup peak {before - base:.0f} MB above base: a lower bound)"
-    return {
-        "peak_delta_mb": round(peak - base, 1),
-        "base_mb": round(base, 1),
-        "method": method,
-        "seconds": round(wall, 3),
-    }
+        return peak_memory_mb(lambda: raw_steps(model, inputs.noisy, inputs.label, steps), device)
+    return peak_memory_mb(lambda: run_attack(module.attack, inputs, victim, steps), device)
 
 
 def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
@@ -509,10 +312,10 @@ def cell_costs(cfg_overrides, opts, module, inputs, device) -> dict[str, Any]:
 
     def time_raw() -> None:
         for _ in range(2):
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             raw_steps(model, inputs.noisy, inputs.label, 1)
-            _sync(device)
+            sync(device)
             raw_times.append(time.perf_counter() - t)
 
     from omegaconf import open_dict
@@ -711,13 +514,6 @@ def full_size(argv, opts) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def machine_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        slug = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-")
-        return f"cuda-{slug}"
-    return f"cpu-{os.cpu_count()}core"
-
-
 def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu")
@@ -825,24 +621,13 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     return result
 
 
-def _finite(value: Any) -> Any:
-    """NaN/inf → null, so the output is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     opts, overrides = parse_args(argv)
     if opts["threads"]:
         torch.set_num_threads(int(opts["threads"]))
     os.environ.setdefault("WANDB_SILENT", "true")
-    result = _finite(measure(argv, opts, overrides))
+    result = finite_json(measure(argv, opts, overrides))
     line = json.dumps(result, default=str)
     if opts["_child"] is None and opts["out"] is not None:
         path = RESULTS / f"{result['machine']}.json" if opts["out"] == "auto" else Path(opts["out"])

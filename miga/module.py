@@ -49,7 +49,7 @@ class AttackModule(L.LightningModule):
         seed: int = 0,
         grid_images: int = 8,
         channels_last: bool = False,
-        compile_models: bool = False,
+        compile_models: bool | str = False,
         surrogate_denoiser: nn.Module | None = None,
         surrogate_downstream: nn.Module | None = None,
         sensor: SensorNoise | None = None,
@@ -57,7 +57,9 @@ class AttackModule(L.LightningModule):
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
         on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
         `compile_models` runs the denoiser and the task model through `torch.compile` (compiled
-        on the first batch). benchmarks/README.md says what each buys where.
+        on the first batch): `True` with its default backend (inductor), a string names another
+        backend (`cudagraphs`, `aot_eager`; `eager` checks the wiring at no compile cost).
+        benchmarks/README.md says what each buys where.
 
         `surrogate_denoiser` / `surrogate_downstream` (the config's `surrogate` block): the
         transfer threat model. The attack optimises through these (each defaults to the
@@ -87,9 +89,10 @@ class AttackModule(L.LightningModule):
                 model.requires_grad_(False).eval().to(memory_format=self.memory_format)
         self._compiled: Victim | None = None
         if compile_models:
+            backend = {} if compile_models is True else {"backend": str(compile_models)}
             self._compiled = Victim(
-                torch.compile(denoiser),
-                None if downstream is None else torch.compile(downstream),
+                torch.compile(denoiser, **backend),
+                None if downstream is None else torch.compile(downstream, **backend),
                 defense,
             )
 

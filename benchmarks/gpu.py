@@ -1,0 +1,521 @@
+"""The paper's cells on one GPU, measured by one prepared check within a time budget it enforces.
+
+    python -m benchmarks.gpu                   # make bench-gpu: full size, budget_s=360
+    python -m benchmarks.gpu tiny=true         # every part at tiny sizes (CPU, under a minute)
+    python -m benchmarks.gpu budget_s=120 'denoisers=[restormer]' parts=[step,memory]
+
+For Restormer (σ=50 layout), NAFNet-64, SwinIR-M and DnCNN colour (random weights in the official
+layouts), 224×224, batch 8, through ResNet-50 with a 10-class head, the parts (conf/bench_gpu.yaml):
+
+- `step`   the MIGA step ÷ the raw forward+backward of the same models, fp32 and bf16 autocast
+           (as `trainer=gpu` runs it), and the loop's host reads per step (0 without stopping);
+- `drift`  bf16 against fp32 from the same inputs, everything scored in fp32: how far D(x_n+δ),
+           success and PSNR move;
+- `cell`   images per second of a `cell_steps`-step cell (attack + scoring, the predict step),
+           with and without the stopping rule;
+- `memory` peak memory of an attack step with and without `denoiser.activation_checkpointing`,
+           and the largest batch that fits at `size`² for each;
+- `speed`  `speed.channels_last` and `speed.compile` against eager, as ratios (compile's first
+           call timed apart).
+
+A part starts only if its estimate (the denoiser's measured step time × the steps it runs) fits
+in what is left of `budget_s`; what does not is listed under `skipped`, and the script still
+exits 0. It writes one JSON (`benchmarks/results/gpu-<device>.json`) and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.compose import RESULTS, build, compose, finite_json
+from benchmarks.memory import peak_memory_mb
+from benchmarks.timing import Composite, interleaved, median_s, ratio, raw_steps, run_attack, sync
+from miga.attacks.base import StopWhenMisclassified
+from miga.attacks.state import AttackInputs
+from miga.metrics.quality import psnr
+from miga.module import full_precision
+from miga.utils.host_reads import HostReads
+
+log = logging.getLogger("benchmarks.gpu")
+
+
+@dataclass
+class Deadline:
+    """The check's own time budget: `fits` says whether a piece of work estimated at `need_s`
+    still fits, and records it as skipped when it does not."""
+
+    budget_s: float
+    started: float = field(default_factory=time.perf_counter)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def left(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.started)
+
+    def fits(self, part: str, denoiser: str, need_s: float) -> bool:
+        if need_s <= self.left():
+            return True
+        self.skipped.append(
+            {
+                "part": part,
+                "denoiser": denoiser,
+                "needs_s": round(need_s, 1),
+                "left_s": round(max(self.left(), 0.0), 1),
+            }
+        )
+        log.info("skip %s/%s: needs ~%.0f s, %.0f s left", part, denoiser, need_s, self.left())
+        return False
+
+
+@dataclass
+class Cell:
+    """One denoiser's cell: its config, module and first batch (labels = the classifier's own
+    predictions on D(x_n), so every sample starts correct under random weights)."""
+
+    name: str
+    cfg: DictConfig
+    module: Any
+    batch: dict[str, Any]
+    inputs: AttackInputs
+    step_s: float | None = None  # fp32 attack step, once measured
+
+    def inputs_at(self, size: int) -> AttackInputs:
+        """The batch repeated (or cut) to `size` images, for the largest-batch search."""
+        repeat = math.ceil(size / len(self.inputs))
+        pick = lambda t: None if t is None else torch.cat([t] * repeat)[:size]  # noqa: E731
+        fields = ("clean", "noisy", "denoised", "index", "label", "reference")
+        return replace(self.inputs, **{k: pick(getattr(self.inputs, k)) for k in fields})
+
+
+@contextmanager
+def precision(name: str, device: torch.device) -> Iterator[None]:
+    """fp32, or bf16 autocast as Lightning's `bf16-mixed` applies it to the predict step."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16"):
+        yield
+
+
+def settings(cfg: DictConfig) -> DictConfig:
+    """The run's settings: tiny=true replaces sizes and counts by `tiny_settings`."""
+    merged = OmegaConf.merge(cfg, cfg.tiny_settings) if cfg.tiny else cfg
+    return merged
+
+
+def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
+    overrides = [f"denoiser={name}", f"downstream={cfg.downstream}", *cfg.cell]
+    if cfg.tiny:
+        overrides += [*cfg.tiny_cell, *cfg.tiny_denoisers.get(name, [])]
+    run_cfg = compose(overrides, {"batch": cfg.batch, "size": cfg.size})
+    module = build(run_cfg, device)
+    batch = first_items(run_cfg, int(cfg.batch), device)
+    inputs = module.attack_inputs(batch)
+    with full_precision(device):
+        label = module.victim.downstream(inputs.denoised).argmax(dim=1)
+    batch["label"] = label
+    return Cell(name, run_cfg, module, batch, replace(inputs, label=label))
+
+
+def first_items(run_cfg: DictConfig, size: int, device: torch.device) -> dict[str, Any]:
+    """The dataset's first `size` items as one collated batch (cycling a short dataset)."""
+    from hydra.utils import instantiate
+    from torch.utils.data import default_collate
+
+    dataset = instantiate(run_cfg.dataset)
+    items = [dataset[i % len(dataset)] for i in range(size)]
+    for position, item in enumerate(items):
+        item["index"] = position  # distinct ids: per-sample noise streams differ
+    batch = default_collate(items)
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------- the parts
+
+
+def part_step(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """MIGA step ÷ raw fwd+bwd, per precision; the loop's host reads per step."""
+    module, inputs, steps = cell.module, cell.inputs, int(cfg.steps)
+    victim, model = module.victim, Composite(module.victim).eval()
+    out: dict[str, Any] = {}
+    for name in ("fp32", "bf16"):
+        with precision(name, device):
+            fns = {
+                "raw": lambda: raw_steps(model, inputs.noisy, inputs.label, steps),
+                "attack": lambda: run_attack(module.attack, inputs, victim, steps),
+            }
+            for fn in fns.values():
+                fn()  # warm-up: allocator, kernel selection
+            times = interleaved(fns, int(cfg.reps), device)
+        out[name] = {
+            "ratio_vs_raw": ratio(times, "attack", "raw"),
+            "raw_fwd_bwd_s": round(median_s(times, "raw") / steps, 5),
+            "attack_step_s": round(median_s(times, "attack") / steps, 5),
+        }
+    cell.step_s = out["fp32"]["attack_step_s"]
+    out["host_reads_per_step"] = host_reads_per_step(cell)
+    return out
+
+
+def host_reads_per_step(cell: Cell) -> float:
+    """(reads in 3 steps − reads in 1 step) / 2 by code under miga/: 0 when every step's
+    bookkeeping stays on the device."""
+    counts = []
+    for steps in (1, 3):
+        with HostReads(under="miga/") as reads:
+            run_attack(cell.module.attack, cell.inputs, cell.module.victim, steps)
+        counts.append(reads.count)
+    return (counts[1] - counts[0]) / 2
+
+
+def attack_scored(cell: Cell, steps: int, name: str, device: torch.device) -> dict[str, Any]:
+    """δ of a `steps`-step MIGA under `name` precision, then D(x_n+δ) and its scores in fp32."""
+    module, inputs = cell.module, cell.inputs
+    torch.manual_seed(0)
+    with precision(name, device):
+        delta = run_attack(module.attack, inputs, module.victim, steps).float()
+    with full_precision(device):
+        attacked = module.victim.evaluate(inputs.noisy + delta).float()
+        predicted = module.victim.downstream(attacked).argmax(dim=1)
+    return {
+        "attacked": attacked,
+        "success": (predicted != inputs.label).float(),
+        "psnr": psnr(attacked, inputs.clean),
+    }
+
+
+def part_drift(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """bf16 against fp32 on the same inputs, both scored in fp32."""
+    steps = int(cfg.drift_steps)
+    fp32 = attack_scored(cell, steps, "fp32", device)
+    bf16 = attack_scored(cell, steps, "bf16", device)
+    moved = (bf16["attacked"] - fp32["attacked"]).abs()
+    return {
+        "steps": steps,
+        "output_max_abs_diff": float(moved.max()),
+        "output_mean_abs_diff": float(moved.mean()),
+        "success_fp32": float(fp32["success"].mean()),
+        "success_bf16": float(bf16["success"].mean()),
+        "success_disagree": float((fp32["success"] != bf16["success"]).float().mean()),
+        "psnr_fp32_db": float(fp32["psnr"].mean()),
+        "psnr_bf16_db": float(bf16["psnr"].mean()),
+        "psnr_max_abs_diff_db": float((fp32["psnr"] - bf16["psnr"]).abs().max()),
+    }
+
+
+def part_cell(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """Images per second of a `cell_steps`-step predict step (attack + scoring), the default
+    precision of the device (bf16 on GPU, as trainer=gpu; fp32 on CPU), with and without the
+    stopping rule."""
+    module, steps = cell.module, int(cfg.cell_steps)
+    name = "bf16" if device.type == "cuda" else "fp32"
+    out: dict[str, Any] = {"steps": steps, "precision": name}
+    attack = module.attack
+    saved = attack.steps, attack.stopping
+    try:
+        for label, stopping in (("", None), ("_early_stop", StopWhenMisclassified())):
+            attack.steps, attack.stopping = steps, stopping
+            sync(device)
+            start = time.perf_counter()
+            with precision(name, device), torch.no_grad():
+                columns = module.predict_step(cell.batch, 0)["columns"]
+            sync(device)
+            seconds = time.perf_counter() - start
+            out[f"images_per_s{label}"] = round(len(cell.inputs) / seconds, 4)
+            out[f"success{label}"] = float(columns["success"].nanmean())
+            out[f"steps_mean{label}"] = float(columns["steps"].float().mean())
+    finally:
+        attack.steps, attack.stopping = saved
+    return out
+
+
+def part_memory(
+    cell: Cell, cfg: DictConfig, device: torch.device, deadline: Deadline
+) -> dict[str, Any]:
+    """Peak memory of `steps` attack steps and the largest batch, with and without activation
+    checkpointing of the denoiser's blocks; and the bytes autograd keeps for backward in one
+    step (`saved_mb`: exact on any device, and what checkpointing trades for recomputation)."""
+    denoiser, steps, out = cell.module.denoiser, int(cfg.steps), {}
+    victim = cell.module.victim
+    for label, enabled in (("plain", False), ("checkpointing", True)):
+        denoiser.activation_checkpointing = enabled
+        try:
+            peak = peak_memory_mb(
+                lambda: run_attack(cell.module.attack, cell.inputs, victim, steps), device
+            )
+            saved = saved_for_backward_mb(
+                lambda: run_attack(cell.module.attack, cell.inputs, victim, 1), cell.module
+            )
+            largest = largest_batch(cell, cfg, device, deadline)
+        finally:
+            denoiser.activation_checkpointing = False
+        out[label] = {
+            "peak_delta_mb": peak["peak_delta_mb"],
+            "saved_mb": saved,
+            "method": peak["method"],
+            **largest,
+        }
+    plain, ckpt = out["plain"], out["checkpointing"]
+    out["peak_ratio"] = _ratio(ckpt["peak_delta_mb"], plain["peak_delta_mb"])
+    out["saved_ratio"] = _ratio(ckpt["saved_mb"], plain["saved_mb"])
+    return out
+
+
+def saved_for_backward_mb(work: Callable[[], Any], models: torch.nn.Module) -> float:
+    """MB of the activations autograd saves for backward while `work()` runs (each storage
+    once, the models' weights left out; a checkpointed block saves its inputs only)."""
+    weights = {t.untyped_storage().data_ptr() for t in [*models.parameters(), *models.buffers()]}
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        work()
+    return round(sum(seen.values()) / 2**20, 3)
+
+
+def _ratio(num: float, den: float) -> float:
+    return round(num / den, 4) if den > 0 else float("nan")
+
+
+def largest_batch(
+    cell: Cell, cfg: DictConfig, device: torch.device, deadline: Deadline
+) -> dict[str, Any]:
+    """The largest batch at which one attack step runs: doubling from the cell's batch until
+    it fails (CUDA out of memory) or reaches `max_batch`, then bisecting. On CPU nothing fails
+    before the cap, so the answer is the cap (`capped`)."""
+    module, cap = cell.module, int(cfg.max_batch)
+    step_s = (cell.step_s or float(cfg.unknown_step_s)) / len(cell.inputs)  # per image
+
+    def runs(size: int) -> bool:
+        try:
+            run_attack(module.attack, cell.inputs_at(size), module.victim, 1)
+            sync(device)
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    ok, failed, size = 0, None, len(cell.inputs)
+    while size <= cap and deadline.left() > 2 * size * step_s:
+        if not runs(size):
+            failed = size
+            break
+        ok, size = size, size * 2
+    while failed is not None and failed - ok > max(1, ok // 16):
+        middle = (ok + failed) // 2
+        if deadline.left() <= 2 * middle * step_s:
+            break
+        ok, failed = (middle, failed) if runs(middle) else (ok, middle)
+    return {"largest_batch": ok, "capped": failed is None and ok * 2 > cap}
+
+
+def part_speed(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """channels_last and compile against eager: MIGA steps through modules built with each
+    switch (as `miga.run` builds them), interleaved with the eager module's."""
+    steps, out = int(cfg.steps), {}
+    name = "bf16" if device.type == "cuda" else "fp32"
+    variants = {
+        "channels_last": ["speed.channels_last=true"],
+        "compile": [f"speed.compile={cfg.compile}"],
+    }
+    for label, extra in variants.items():
+        overrides = [f"denoiser={cell.name}", f"downstream={cfg.downstream}", *cfg.cell, *extra]
+        if cfg.tiny:
+            overrides += [*cfg.tiny_cell, *cfg.tiny_denoisers.get(cell.name, [])]
+        run_cfg = compose(overrides, {"batch": cfg.batch, "size": cfg.size})
+        other = build(run_cfg, device)
+        other.load_state_dict(cell.module.state_dict(), strict=False)  # the same random weights
+        inputs = other.attack_inputs(cell.batch)
+        inputs = replace(inputs, label=cell.inputs.label)
+        with precision(name, device):
+            start = time.perf_counter()
+            run_attack(other.attack, inputs, other.victim, 1)  # compiles on the first call
+            sync(device)
+            first = time.perf_counter() - start
+            fns = {
+                "eager": lambda: run_attack(
+                    cell.module.attack, cell.inputs, cell.module.victim, steps
+                ),
+                label: lambda other=other, inputs=inputs: run_attack(
+                    other.attack, inputs, other.victim, steps
+                ),
+            }
+            fns["eager"]()
+            times = interleaved(fns, int(cfg.reps), device)
+        out[f"{label}_time_ratio"] = ratio(times, label, "eager")
+        out[f"{label}_first_call_s"] = round(first, 3)
+    out["precision"] = name
+    return out
+
+
+# --------------------------------------------------------------------------- the check
+
+#: Each part's estimated seconds from the fp32 step time `s` (whole attack steps it runs).
+ESTIMATES: dict[str, Callable[[float, DictConfig], float]] = {
+    "step": lambda s, c: 2 * 2 * (int(c.reps) + 1) * int(c.steps) * s + 6 * s,
+    "drift": lambda s, c: 2 * int(c.drift_steps) * s,
+    "cell": lambda s, c: 2 * int(c.cell_steps) * s,
+    "memory": lambda s, c: (
+        2 * (int(c.steps) * s + 4 * s * min(int(c.max_batch), 64) / int(c.batch))
+    ),
+    "speed": lambda s, c: 2 * (int(c.reps) + 1) * 2 * int(c.steps) * s + (0 if c.tiny else 120),
+}
+
+
+def versions(device: torch.device) -> dict[str, Any]:
+    """Device, driver, torch and CUDA versions."""
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(device=props.name, memory_gb=round(props.total_memory / 2**30, 1))
+        info["capability"] = f"{props.major}.{props.minor}"
+        info["driver"] = nvidia_smi("driver_version")
+    else:
+        info.update(device=f"cpu ({os.cpu_count()} cores)", driver=None)
+    return info
+
+
+def nvidia_smi(query: str) -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    done = subprocess.run(
+        ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout else None
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Every part over every denoiser within the budget; the result as one dict."""
+    cfg = settings(cfg)
+    deadline = Deadline(float(cfg.budget_s))
+    want = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(want)
+    result: dict[str, Any] = {
+        "versions": versions(device),
+        "tiny": bool(cfg.tiny),
+        "settings": {k: cfg[k] for k in ("budget_s", "batch", "size", "steps", "reps")}
+        | {k: cfg[k] for k in ("cell_steps", "drift_steps", "max_batch", "compile", "downstream")},
+        "parts": {part: {} for part in cfg.parts},
+    }
+    cells: dict[str, Cell] = {}
+    for part in cfg.parts:
+        if part not in ESTIMATES:
+            raise ValueError(f"parts: unknown part '{part}', expected some of {list(ESTIMATES)}")
+        for name in cfg.denoisers:
+            step_s = cells[name].step_s if name in cells and cells[name].step_s else None
+            need = ESTIMATES[part](step_s or float(cfg.unknown_step_s), cfg)
+            if not deadline.fits(part, name, need):
+                continue
+            log.info("%s / %s (%.0f s left)", part, name, deadline.left())
+            if name not in cells:
+                cells[name] = make_cell(name, cfg, device)
+            cell, started = cells[name], time.perf_counter()
+            measure = {
+                "step": part_step,
+                "drift": part_drift,
+                "cell": part_cell,
+                "speed": part_speed,
+                "memory": lambda c, s, d: part_memory(c, s, d, deadline),
+            }[part]
+            values = measure(cell, cfg, device)
+            values["seconds"] = round(time.perf_counter() - started, 2)
+            result["parts"][part][name] = values
+    result["skipped"] = deadline.skipped
+    result["bench_s"] = round(time.perf_counter() - deadline.started, 1)
+    return finite_json(result)
+
+
+#: Keys the JSON keeps but the table leaves out (constant per machine or bookkeeping).
+HIDDEN = ("seconds", "method", "precision", "steps")
+
+
+def table(result: dict[str, Any]) -> str:
+    """The result as a Markdown table per part (what benchmarks/README.md gets)."""
+    lines = [
+        f"device: {result['versions']['device']}, torch {result['versions']['torch']}, "
+        f"CUDA {result['versions']['cuda']}, driver {result['versions'].get('driver')}"
+    ]
+    for part, rows in result["parts"].items():
+        if not rows:
+            continue
+        flat = {name: dict(_flatten(values)) for name, values in rows.items()}
+        keys = [k for k in next(iter(flat.values())) if k.rpartition(".")[2] not in HIDDEN]
+        lines += ["", f"### {part}", "", "| denoiser | " + " | ".join(keys) + " |"]
+        lines.append("|---" * (len(keys) + 1) + "|")
+        for name, values in flat.items():
+            lines.append(f"| {name} | " + " | ".join(_cell(values.get(k)) for k in keys) + " |")
+    if result["skipped"]:
+        lines += [
+            "",
+            "skipped: " + ", ".join(f"{s['part']}/{s['denoiser']}" for s in result["skipped"]),
+        ]
+    return "\n".join(lines)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "–" if value is None else str(value)
+
+
+def output_path(cfg: DictConfig, result: dict[str, Any]) -> Path | None:
+    if cfg.out is None or (cfg.out == "auto" and cfg.tiny):
+        return None
+    if cfg.out != "auto":
+        return Path(cfg.out)
+    slug = re.sub(r"[^a-z0-9]+", "-", result["versions"]["device"].lower()).strip("-")
+    return RESULTS / f"gpu-{slug}.json"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gpu")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("WANDB_SILENT", "true")
+    result = run(cfg)
+    path = output_path(cfg, result)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        log.info("written %s", path)
+    print(table(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Timing primitives every benchmark shares: the victim as one model, its raw forward+backward
+(the baseline of every time ratio), the attack and the library's attacks as timed paths, and the
+interleaved timer whose paired ratios survive a machine that other jobs share."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Composite(nn.Module):
+    """The victim as one model: defence (attack form) → denoiser → task model."""
+
+    def __init__(self, victim) -> None:
+        super().__init__()
+        self.victim = victim
+        self.downstream = victim.downstream
+        self.denoiser = victim.denoiser
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.downstream(self.victim.denoise(x))
+
+
+def raw_steps(model: nn.Module, x0: Tensor, label: Tensor, steps: int) -> Tensor:
+    """The baseline: `steps` forward+backward passes to the input, nothing else."""
+    grad = x0
+    for _ in range(steps):
+        x = x0.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), label, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def crop(inputs, size: int):
+    """The top-left size×size crop of every image of a batch (cheap warm-ups)."""
+    cut = lambda t: t if t is None else t[..., :size, :size]  # noqa: E731
+    return replace(
+        inputs,
+        clean=cut(inputs.clean),
+        noisy=cut(inputs.noisy),
+        denoised=cut(inputs.denoised),
+        reference=cut(inputs.reference),
+    )
+
+
+def run_attack(attack, inputs, victim, steps: int) -> Tensor:
+    attack.steps = steps
+    with torch.enable_grad():
+        return attack(inputs, victim).delta
+
+
+def inline_pgd(model, images, labels, eps, alpha, steps, random_start=True) -> Tensor:
+    """A torchattacks-style L∞ PGD (used only when torchattacks is not installed): the
+    loop of that library, a fresh leaf per step, batch-mean CE, sign step, clip."""
+    images, labels = images.clone().detach(), labels.clone().detach()
+    adv = images.clone().detach()
+    if random_start:
+        adv = (adv + torch.empty_like(adv).uniform_(-eps, eps)).clamp(0, 1).detach()
+    for _ in range(steps):
+        adv.requires_grad = True
+        cost = F.cross_entropy(model(adv), labels)
+        (grad,) = torch.autograd.grad(cost, adv, retain_graph=False, create_graph=False)
+        adv = adv.detach() + alpha * grad.sign()
+        adv = (images + (adv - images).clamp(-eps, eps)).clamp(0, 1).detach()
+    return adv
+
+
+def library_attacks(model, eps: float, alpha: float, steps: int) -> tuple[dict, str]:
+    """torchattacks' PGD and BIM (its I-FGSM) at our budget and step size, or inline twins."""
+    try:
+        import torchattacks
+    except ImportError:
+        pgd = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, True)  # noqa: E731
+        ifgsm = lambda x, y: inline_pgd(model, x, y, eps, alpha, steps, False)  # noqa: E731
+        return {"lib_pgd": pgd, "lib_ifgsm": ifgsm}, "inline"
+    pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    bim = torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
+    return {"lib_pgd": pgd, "lib_ifgsm": bim}, f"torchattacks {torchattacks.__version__}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]], reps: int, device: torch.device
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each function per repetition; the order rotates by one each
+    repetition, so every path runs first, second, … equally often over len(fns) repetitions."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
+    names = list(fns)
+    for rep in range(reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            sync(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            fns[name]()
+            sync(device)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return times
+
+
+def ratio(times: dict, num: str, den: str, cpu: bool = False) -> float:
+    """Median over repetitions of the paired ratio num/den (wall clock, or CPU time)."""
+    k = 1 if cpu else 0
+    pairs = [a[k] / b[k] for a, b in zip(times[num], times[den]) if b[k] > 0]
+    return round(statistics.median(pairs), 4) if pairs else float("nan")
+
+
+def median_s(times: dict, name: str) -> float:
+    return statistics.median(t[0] for t in times[name])
