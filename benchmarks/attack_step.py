@@ -61,6 +61,7 @@ from benchmarks.compose import RESULTS, ROOT, build, compose, finite_json, first
 from benchmarks.memory import peak_memory_mb
 from benchmarks.timing import (
     Composite,
+    bare_attack,
     crop,
     interleaved,
     library_attacks,
@@ -226,7 +227,9 @@ def step_timings(module, inputs, overrides, opts, device) -> tuple[dict, dict, A
 
 def loop_overhead(inputs, module, baselines, opts, device) -> dict[str, Any]:
     """Each loop's own cost per step, in ms: the same paths through a victim that costs
-    ~nothing (identity denoiser, pooled linear classifier), minus its raw fwd+bwd."""
+    ~nothing (identity denoiser, pooled linear classifier), minus its raw fwd+bwd; and the
+    bookkeeping of ours alone: the attack minus the same attack's math in a bare loop
+    (`timing.bare_attack`: objective, backward, optimiser, projection — nothing else)."""
 
     class Tiny(nn.Module):
         def __init__(self) -> None:
@@ -241,21 +244,28 @@ def loop_overhead(inputs, module, baselines, opts, device) -> dict[str, Any]:
     victim = Victim(nn.Identity(), Tiny().to(device).requires_grad_(False))
     steps = 20
     fns, _ = paths(victim, inputs, steps, module.attack, *baselines)
+    bare = {"attack": module.attack, "ifgsm": baselines[0]}
+    for name, attack in bare.items():
+        if attack is not None:
+            fns[f"bare_{name}"] = lambda a=attack: bare_attack(a, inputs, victim, steps)
     for fn in fns.values():
         fn()
     times = interleaved(fns, max(5, opts["reps"]), device)
+
+    def per_step_ms(name: str, base: str) -> float:
+        pairs = zip(times[name], times[base])
+        return round(statistics.median((a[0] - b[0]) / steps * 1e3 for a, b in pairs), 3)
+
     overhead = {
-        name: round(
-            statistics.median(
-                (a[0] - r[0]) / steps * 1e3 for a, r in zip(times[name], times["raw"])
-            ),
-            3,
-        )
+        name: per_step_ms(name, "raw")
         for name in fns
-        if name != "raw"
+        if name != "raw" and not name.startswith("bare_")
     }
     return {
         "loop_overhead_ms_per_step": overhead,
+        "loop_bookkeeping_ms_per_step": {
+            name: per_step_ms(name, f"bare_{name}") for name in bare if f"bare_{name}" in fns
+        },
         "tiny_victim_raw_ms_per_step": round(median_s(times, "raw") / steps * 1e3, 3),
     }
 

@@ -56,6 +56,28 @@ def run_attack(attack, inputs, victim, steps: int) -> Tensor:
         return attack(inputs, victim).delta
 
 
+def bare_attack(attack, inputs, victim, steps: int) -> Tensor:
+    """The attack's own math with none of the loop's bookkeeping: its objective, backward,
+    optimiser step and projection, as a hand-written loop for this one attack would run them
+    (no per-sample masks, NaN rollback, frozen samples or loss history). The attack's time
+    minus this one is what the loop itself costs."""
+    delta = attack.initial_delta(inputs).detach().requires_grad_(True)
+    optimizer = attack.optimizer([delta])
+    scheduler = attack.scheduler(optimizer) if attack.scheduler is not None else None
+    project = attack.budget.projector(inputs.noisy)
+    with torch.enable_grad():
+        for _ in range(steps):
+            state = attack._step_state(inputs, victim, delta)
+            optimizer.zero_grad(set_to_none=True)
+            attack.objective(state)[0].sum().backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            with torch.no_grad():
+                delta.copy_(project(delta))
+    return delta.detach()
+
+
 def inline_pgd(model, images, labels, eps, alpha, steps, random_start=True) -> Tensor:
     """A torchattacks-style L∞ PGD (used only when torchattacks is not installed): the
     loop of that library, a fresh leaf per step, batch-mean CE, sign step, clip."""

@@ -103,7 +103,9 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
         ],
     )
     try:
-        trainer.predict(build_module(cfg), datamodule=datamodule, return_predictions=False)
+        module = build_module(cfg)
+        writer.class_names = getattr(module.downstream, "class_names", None)
+        trainer.predict(module, datamodule=datamodule, return_predictions=False)
         trainer.strategy.barrier("results written")  # every rank's rows are on disk
         if not trainer.is_global_zero:
             return {}

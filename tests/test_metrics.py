@@ -164,3 +164,36 @@ def _outcome(**fields) -> Outcome:
         result=result,
     )
     return Outcome(**{**base, **fields})
+
+
+def test_class_names_sit_beside_every_class_index_column(tmp_path) -> None:
+    """The writer's samples.csv names each class index (prefixed scorers too); a missing or
+    out-of-range index gets an empty name; the parts it resumes from stay numbers only, and
+    the summary is the same as without names."""
+    from miga.callbacks.results_writer import PARTS_DIR, ResultsWriter, read_rows, rows_to_csv
+
+    rows = [
+        {"id": 0, "label": 1, "pred_attacked": 2, "heldout_pred_clean": 0, "success": 1.0},
+        {"id": 1, "label": 0, "pred_attacked": 7, "heldout_pred_clean": 1, "success": math.nan},
+    ]
+    (tmp_path / PARTS_DIR).mkdir()
+    (tmp_path / PARTS_DIR / "rank0-00000000.csv").write_text(rows_to_csv(rows))
+    named = ResultsWriter(tmp_path, class_names=["cat", "dog", "eel"]).merge()
+    samples = read_rows(tmp_path / "samples.csv")
+    assert list(samples[0]) == [
+        "id", "label", "label_name", "pred_attacked", "pred_attacked_name",
+        "heldout_pred_clean", "heldout_pred_clean_name", "success",
+    ]  # fmt: skip
+    assert [r["label_name"] for r in samples] == ["dog", "cat"]
+    assert [r["pred_attacked_name"] for r in samples] == ["eel", ""]  # 7: no such class
+    assert [r["heldout_pred_clean_name"] for r in samples] == ["cat", "dog"]
+    parts = read_rows(tmp_path / PARTS_DIR / "rank0-00000000.csv")
+    assert all(isinstance(v, int | float) for row in parts for v in row.values())
+    plain = ResultsWriter(tmp_path).merge()
+    assert json_equal(named, plain)
+
+
+def json_equal(a: dict, b: dict) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

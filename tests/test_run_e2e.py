@@ -80,6 +80,22 @@ def test_samples_have_one_row_per_image_and_the_summary_is_their_aggregate(demo_
     assert contract <= set(summary)
 
 
+def test_samples_name_the_class_beside_every_class_index(demo_run) -> None:
+    """`<column>_name` right after each class-index column, read from ImageNet's synset table
+    independently of the writer."""
+    from miga.downstream.classifier import imagenet_class_names
+
+    names = imagenet_class_names()
+    header = (demo_run / "samples.csv").read_text().splitlines()[0].split(",")
+    for column in ("label", "pred_clean", "pred_denoised", "pred_attacked"):
+        assert header[header.index(column) + 1] == f"{column}_name"
+    rows = read_rows(demo_run / "samples.csv")
+    for row in rows:
+        for column in ("label", "pred_clean", "pred_denoised", "pred_attacked"):
+            assert row[f"{column}_name"] == names[row[column]]
+    assert any(row["pred_attacked_name"] != row["label_name"] for row in rows)  # flips named
+
+
 def test_summary_equals_an_independent_numpy_reduction_of_samples_csv(demo_run) -> None:
     """Not `summarize` again: numpy reads the CSV and reduces each column as docs/metrics.md
     defines the key, and the demo's effect is checked on the values themselves."""
@@ -174,6 +190,9 @@ def test_same_seed_gives_bit_identical_rows_and_batch_size_changes_only_rounding
         strict=True,
     ):
         for key, value in row_a.items():
+            if isinstance(value, str):  # a class-name column
+                assert value == row_c[key], key
+                continue
             assert math.isclose(value, row_c[key], rel_tol=1e-3, abs_tol=1e-5), key
 
 

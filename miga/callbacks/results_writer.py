@@ -76,8 +76,43 @@ def read_rows(path: Path) -> list[dict[str, float]]:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _parse(text: str) -> int | float:
-    return int(text) if text.lstrip("-").isdigit() else float(text)
+def _parse(text: str) -> int | float | str:
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a name column (`<column>_name`)
+
+
+def is_class_column(column: str) -> bool:
+    """Whether a column holds class indices: `label` and every scorer's `pred_*` (with any
+    prefix, e.g. `heldout_pred_attacked`, `sensor0_pred_attacked`)."""
+    return column == "label" or "pred_" in column
+
+
+def with_class_names(
+    rows: Sequence[Mapping[str, Any]], names: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Rows with a `<column>_name` beside every class-index column: what the index means to
+    the downstream model (`names[index]`; empty where the index is missing or out of range).
+    Without names the rows come back as they are."""
+    if not names or not rows:
+        return [dict(row) for row in rows]
+
+    def name(value: Any) -> str:
+        index = int(value) if isinstance(value, int | float) and value == value else -1
+        return names[index] if 0 <= index < len(names) else ""
+
+    out = []
+    for row in rows:
+        named: dict[str, Any] = {}
+        for column, value in row.items():
+            named[column] = value
+            if is_class_column(column):
+                named[f"{column}_name"] = name(value)
+        out.append(named)
+    return out
 
 
 def columns_to_rows(ids: torch.Tensor, columns: Mapping[str, torch.Tensor]) -> list[dict]:
@@ -94,12 +129,17 @@ def _plain(value: Any) -> Any:
 
 
 class ResultsWriter(BasePredictionWriter):
-    """Writes each predicted batch's rows as soon as the batch ends."""
+    """Writes each predicted batch's rows as soon as the batch ends.
 
-    def __init__(self, output_dir: str | Path) -> None:
+    `class_names` (the downstream model's, index order): `samples.csv` gets a `<column>_name`
+    beside every class-index column, so a reader sees 'tabby' where the row says 281. The
+    per-batch parts stay numbers only (what resuming reads)."""
+
+    def __init__(self, output_dir: str | Path, class_names: Sequence[str] | None = None) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
         self.parts_dir = self.output_dir / PARTS_DIR
+        self.class_names = list(class_names) if class_names is not None else None
 
     def done_ids(self) -> set[int]:
         """Ids whose rows are already on disk (from any rank, any earlier run)."""
@@ -138,7 +178,8 @@ class ResultsWriter(BasePredictionWriter):
             raise RuntimeError(f"{self.parts_dir}: duplicated result rows for ids {dupes}")
         rows.sort(key=lambda row: row["id"])
         if rows:
-            atomic_write_text(self.output_dir / SAMPLES_FILE, rows_to_csv(rows))
+            named = with_class_names(rows, self.class_names)
+            atomic_write_text(self.output_dir / SAMPLES_FILE, rows_to_csv(named))
         summary = {**summarize(rows, seed), **(extra or {})}
         atomic_write_text(self.output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         return summary
