@@ -4,28 +4,14 @@
     python -m benchmarks.attack_step denoiser=restormer batch=1 size=64 steps=2
     python -m benchmarks.attack_step full=true                # + the four full-size denoisers
 
-Arguments are Hydra-style `key=value`. Keys of the benchmark itself (defaults in `OPTIONS`):
+A Hydra app (conf/bench_attack_step.yaml): the benchmark's own keys (batch, size, steps, reps,
+threads, device, baselines, lightning, memory, cell, options, ckpt, compile, full, out) are
+documented there, next to their defaults.
 
-    batch, size      images per attack batch and their side (default: the dataset config's)
-    steps            attack steps per timed run (short runs, many interleaved repetitions)
-    reps             repetitions of every timing; medians of per-repetition ratios are reported
-    threads          torch CPU threads (default: torch's own choice)
-    device           auto (CUDA when available) | cpu | cuda
-    baselines        our I-FGSM and torchattacks' PGD / I-FGSM (BIM) at the same work
-    lightning        Lightning's predict loop against a plain loop over the same batches
-    memory           peak memory of an attack step against a raw forward+backward (subprocesses)
-    cell             a whole cell (`miga.run.run_cell`) against the naive floor, with and
-                     without early stopping
-    options          channels_last, activation checkpointing (Restormer, 1×3×128×128)
-    ckpt             with `options`: include activation checkpointing (three Restormer processes)
-    compile          torch.compile of the victim models (slow to compile: off by default)
-    full             the four full-size denoisers at 1×3×128×128, one subprocess each (slow)
-    out              results file: `auto` = benchmarks/results/<machine>.json, `none`, or a path
-
-Every other argument is an override of `conf/config.yaml`, composed exactly as `python -m
-miga.run` composes it (`denoiser=restormer`, `attack.lambda_mi=1`, …). Full-size denoisers whose
-checkpoint file is missing get random weights (`denoiser.checkpoint=null`): speed and memory do
-not depend on the weights. Prints ONE JSON line (everything else goes to stderr).
+Every other argument is an override of `conf/config.yaml` (the bench config composes it),
+applied exactly as `python -m miga.run` applies it (`denoiser=restormer`, `attack.lambda_mi=1`,
+…). Full-size denoisers whose checkpoint file is missing get random weights: speed and memory
+do not depend on the weights. Prints ONE JSON line (everything else goes to stderr).
 
 The baseline of every time ratio, `raw`, is the victim's own forward+backward: the composite
 model (defence → denoiser → task model) on the same batch, cross-entropy, gradient with respect
@@ -54,10 +40,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from benchmarks.compose import RESULTS, ROOT, build, compose, finite_json, first_batch, machine_name
+from benchmarks.compose import (
+    CONF,
+    RESULTS,
+    ROOT,
+    build,
+    compose,
+    finite_json,
+    first_batch,
+    machine_name,
+)
 from benchmarks.memory import peak_memory_mb
 from benchmarks.timing import (
     Composite,
@@ -72,25 +70,10 @@ from benchmarks.timing import (
     sync,
 )
 
-#: The benchmark's own keys and their defaults; every other `key=value` goes to Hydra.
-OPTIONS: dict[str, Any] = {
-    "batch": None,
-    "size": None,
-    "steps": 2,
-    "reps": 8,
-    "threads": None,
-    "device": "auto",
-    "baselines": True,
-    "lightning": True,
-    "memory": True,
-    "cell": True,
-    "options": True,
-    "ckpt": True,
-    "compile": False,
-    "full": False,
-    "out": "auto",
-    "_child": None,  # internal: what a subprocess measures
-}
+#: The benchmark's own keys (conf/bench_attack_step.yaml); every other override is the cell's.
+BENCH_KEYS = tuple(
+    k for k in OmegaConf.load(CONF / "bench_attack_step.yaml") if k not in ("defaults", "hydra")
+)
 #: Full-size denoisers measured by `full=true` (random weights where no checkpoint is present).
 FULL_SIZE = ("dncnn", "restormer", "nafnet", "swinir")
 STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
@@ -101,35 +84,6 @@ _T0 = time.perf_counter()
 
 def log(*parts: Any) -> None:
     print(f"[attack_step {time.perf_counter() - _T0:7.1f}s]", *parts, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- arguments, config
-
-
-def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Split `key=value` arguments into the benchmark's options and Hydra overrides."""
-    opts, overrides = dict(OPTIONS), []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key in OPTIONS:
-            opts[key] = _value(value)
-        elif sep:
-            overrides.append(arg)
-        else:
-            raise SystemExit(f"attack_step: arguments are key=value, got {arg!r}\n{__doc__}")
-    return opts, overrides
-
-
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "none"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
 
 
 # --------------------------------------------------------------------------- timed functions
@@ -159,10 +113,10 @@ def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
 def spawn_together(argv: list[str], jobs: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
     """Fresh processes side by side (only for what does not time itself: peak memory is per
     process), each returning its JSON line or {"error": ...}."""
-    keep = [a for a in argv if not a.startswith(("_child=", "out=", "full="))]
+    keep = [a for a in argv if not a.startswith(("child=", "out=", "full="))]
     cmds = [
         [sys.executable, "-m", "benchmarks.attack_step", *keep, *extra]
-        + [f"_child={child}", "out=none", "full=false"]
+        + [f"child={child}", "out=null", "full=false"]
         for child, extra in jobs
     ]
     procs = [
@@ -214,7 +168,7 @@ def step_timings(module, inputs, overrides, opts, device) -> tuple[dict, dict, A
     # Warm-up (allocator growth, kernel selection): every path once; for full-size rows one
     # raw step at full size and one attack step on a 32-px crop.
     log("warm-up")
-    if opts["_child"] == "main":
+    if opts["child"] == "main":
         raw_steps(Composite(module.victim), inputs.noisy, inputs.label, 1)
         run_attack(module.attack, crop(inputs, 32), module.victim, 1)
     else:
@@ -533,7 +487,7 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     if device.type == "cuda" and not any(o.startswith("trainer") for o in overrides):
         overrides = overrides + ["trainer.accelerator=gpu"]
     cfg = compose(overrides, opts)
-    child = opts["_child"]
+    child = opts["child"]
     if child in ("mem_raw", "mem_attack"):
         return child_memory(cfg, opts, device, child.removeprefix("mem_"))
     if child == "ckpt_time":
@@ -631,15 +585,17 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    opts, overrides = parse_args(argv)
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_attack_step")
+def main(cfg: DictConfig) -> dict[str, Any]:
+    opts = {key: cfg[key] for key in BENCH_KEYS}
+    argv = list(HydraConfig.get().overrides.task)
+    overrides = [a for a in argv if a.lstrip("+~").split("=")[0] not in BENCH_KEYS]
     if opts["threads"]:
         torch.set_num_threads(int(opts["threads"]))
     os.environ.setdefault("WANDB_SILENT", "true")
     result = finite_json(measure(argv, opts, overrides))
     line = json.dumps(result, default=str)
-    if opts["_child"] is None and opts["out"] is not None:
+    if opts["child"] is None and opts["out"] not in (None, "none"):
         path = RESULTS / f"{result['machine']}.json" if opts["out"] == "auto" else Path(opts["out"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2, default=str) + "\n")
