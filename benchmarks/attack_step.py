@@ -74,8 +74,6 @@ from benchmarks.timing import (
 BENCH_KEYS = tuple(
     k for k in OmegaConf.load(CONF / "bench_attack_step.yaml") if k not in ("defaults", "hydra")
 )
-#: Full-size denoisers measured by `full=true` (random weights where no checkpoint is present).
-FULL_SIZE = ("dncnn", "restormer", "nafnet", "swinir")
 STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
 
 
@@ -443,7 +441,7 @@ def full_size(argv, opts) -> dict[str, Any]:
     keep = [
         a for a in argv if a.split("=")[0] not in ("denoiser", "batch", "size", "steps", "reps")
     ]
-    for name in FULL_SIZE:
+    for name in opts["full_denoisers"]:
         log(f"full-size {name} (slow)")
         extra = [
             f"denoiser={name}",
