@@ -63,17 +63,24 @@ def build(cfg, device: torch.device):
         return build_module(cfg).to(device)
 
 
-def first_batch(cfg, module, device: torch.device):
-    """AttackInputs of the first `loader.batch_size` items (cycling if the dataset is short),
-    made by the module's own `attack_inputs` as in `predict_step`."""
+def first_items(cfg, size: int, device: torch.device, distinct_ids: bool = False) -> dict:
+    """The dataset's first `size` items as one collated batch on `device`, cycling a short
+    dataset (`distinct_ids`: ids 0…size−1, so cycled copies draw their own noise)."""
     from hydra.utils import instantiate
     from torch.utils.data import default_collate
 
     dataset = instantiate(cfg.dataset)
-    size = int(cfg.loader.batch_size)
-    batch = default_collate([dataset[i % len(dataset)] for i in range(size)])
-    batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-    return module.attack_inputs(batch)
+    items = [dataset[i % len(dataset)] for i in range(size)]
+    if distinct_ids:
+        items = [{**item, "index": position} for position, item in enumerate(items)]
+    batch = default_collate(items)
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def first_batch(cfg, module, device: torch.device):
+    """AttackInputs of the first `loader.batch_size` items (cycling if the dataset is short),
+    made by the module's own `attack_inputs` as in `predict_step`."""
+    return module.attack_inputs(first_items(cfg, int(cfg.loader.batch_size), device))
 
 
 def machine_name(device: torch.device) -> str:

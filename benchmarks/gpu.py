@@ -44,7 +44,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.compose import RESULTS, build, compose, finite_json
+from benchmarks.compose import RESULTS, build, compose, finite_json, first_items
 from benchmarks.memory import peak_memory_mb
 from benchmarks.timing import Composite, interleaved, median_s, ratio, raw_steps, run_attack, sync
 from miga.attacks.base import StopWhenMisclassified
@@ -112,35 +112,26 @@ def precision(name: str, device: torch.device) -> Iterator[None]:
 
 def settings(cfg: DictConfig) -> DictConfig:
     """The run's settings: tiny=true replaces sizes and counts by `tiny_settings`."""
-    merged = OmegaConf.merge(cfg, cfg.tiny_settings) if cfg.tiny else cfg
-    return merged
+    return OmegaConf.merge(cfg, cfg.tiny_settings) if cfg.tiny else cfg
 
 
-def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
+def cell_config(name: str, cfg: DictConfig, extra: tuple[str, ...] = ()) -> DictConfig:
+    """The run config of denoiser `name`'s cell (tiny: its architecture cut down), + `extra`."""
     overrides = [f"denoiser={name}", f"downstream={cfg.downstream}", *cfg.cell]
     if cfg.tiny:
         overrides += [*cfg.tiny_cell, *cfg.tiny_denoisers.get(name, [])]
-    run_cfg = compose(overrides, {"batch": cfg.batch, "size": cfg.size})
+    return compose([*overrides, *extra], {"batch": cfg.batch, "size": cfg.size})
+
+
+def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
+    run_cfg = cell_config(name, cfg)
     module = build(run_cfg, device)
-    batch = first_items(run_cfg, int(cfg.batch), device)
+    batch = first_items(run_cfg, int(cfg.batch), device, distinct_ids=True)
     inputs = module.attack_inputs(batch)
     with full_precision(device):
         label = module.victim.downstream(inputs.denoised).argmax(dim=1)
     batch["label"] = label
     return Cell(name, run_cfg, module, batch, replace(inputs, label=label))
-
-
-def first_items(run_cfg: DictConfig, size: int, device: torch.device) -> dict[str, Any]:
-    """The dataset's first `size` items as one collated batch (cycling a short dataset)."""
-    from hydra.utils import instantiate
-    from torch.utils.data import default_collate
-
-    dataset = instantiate(run_cfg.dataset)
-    items = [dataset[i % len(dataset)] for i in range(size)]
-    for position, item in enumerate(items):
-        item["index"] = position  # distinct ids: per-sample noise streams differ
-    batch = default_collate(items)
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 # --------------------------------------------------------------------------- the parts
@@ -339,10 +330,7 @@ def part_speed(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, A
         "compile": [f"speed.compile={cfg.compile}"],
     }
     for label, extra in variants.items():
-        overrides = [f"denoiser={cell.name}", f"downstream={cfg.downstream}", *cfg.cell, *extra]
-        if cfg.tiny:
-            overrides += [*cfg.tiny_cell, *cfg.tiny_denoisers.get(cell.name, [])]
-        run_cfg = compose(overrides, {"batch": cfg.batch, "size": cfg.size})
+        run_cfg = cell_config(cell.name, cfg, tuple(extra))
         other = build(run_cfg, device)
         other.load_state_dict(cell.module.state_dict(), strict=False)  # the same random weights
         inputs = other.attack_inputs(cell.batch)
