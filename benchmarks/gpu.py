@@ -15,8 +15,8 @@ layouts), 224×224, batch 8, through ResNet-50 with a 10-class head, the parts (
            with and without the stopping rule;
 - `memory` peak memory of an attack step with and without `denoiser.activation_checkpointing`,
            and the largest batch that fits at `size`² for each;
-- `speed`  `speed.channels_last` and `speed.compile` against eager, as ratios (compile's first
-           call timed apart).
+- `channels_last`, `compile`  `speed.channels_last` and `speed.compile` against eager, as
+           ratios (the first call, compile time, timed apart).
 
 A part starts only if its estimate (the denoiser's measured step time × the steps it runs) fits
 in what is left of `budget_s`; what does not is listed under `skipped`, and the script still
@@ -320,40 +320,40 @@ def largest_batch(
     return {"largest_batch": ok, "capped": failed is None and ok * 2 > cap}
 
 
-def part_speed(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
-    """channels_last and compile against eager: MIGA steps through modules built with each
-    switch (as `miga.run` builds them), interleaved with the eager module's."""
-    steps, out = int(cfg.steps), {}
-    name = "bf16" if device.type == "cuda" else "fp32"
-    variants = {
-        "channels_last": ["speed.channels_last=true"],
-        "compile": [f"speed.compile={cfg.compile}"],
+def against_eager(
+    cell: Cell, cfg: DictConfig, device: torch.device, label: str, override: str
+) -> dict[str, Any]:
+    """MIGA steps through a module built with one `speed` switch (as `miga.run` builds it, the
+    same weights) ÷ the eager module's, interleaved; the switched module's first call (compile
+    time) apart. In the device's default precision (bf16 on GPU, fp32 on CPU)."""
+    steps, name = int(cfg.steps), "bf16" if device.type == "cuda" else "fp32"
+    other = build(cell_config(cell.name, cfg, (override,)), device)
+    other.load_state_dict(cell.module.state_dict(), strict=False)
+    inputs = replace(other.attack_inputs(cell.batch), label=cell.inputs.label)
+    with precision(name, device):
+        start = time.perf_counter()
+        run_attack(other.attack, inputs, other.victim, 1)  # compiles on the first call
+        sync(device)
+        first = time.perf_counter() - start
+        fns = {
+            "eager": lambda: run_attack(cell.module.attack, cell.inputs, cell.module.victim, steps),
+            label: lambda: run_attack(other.attack, inputs, other.victim, steps),
+        }
+        fns["eager"]()
+        times = interleaved(fns, int(cfg.reps), device)
+    return {
+        f"{label}_time_ratio": ratio(times, label, "eager"),
+        f"{label}_first_call_s": round(first, 3),
+        "precision": name,
     }
-    for label, extra in variants.items():
-        run_cfg = cell_config(cell.name, cfg, tuple(extra))
-        other = build(run_cfg, device)
-        other.load_state_dict(cell.module.state_dict(), strict=False)  # the same random weights
-        inputs = other.attack_inputs(cell.batch)
-        inputs = replace(inputs, label=cell.inputs.label)
-        with precision(name, device):
-            start = time.perf_counter()
-            run_attack(other.attack, inputs, other.victim, 1)  # compiles on the first call
-            sync(device)
-            first = time.perf_counter() - start
-            fns = {
-                "eager": lambda: run_attack(
-                    cell.module.attack, cell.inputs, cell.module.victim, steps
-                ),
-                label: lambda other=other, inputs=inputs: run_attack(
-                    other.attack, inputs, other.victim, steps
-                ),
-            }
-            fns["eager"]()
-            times = interleaved(fns, int(cfg.reps), device)
-        out[f"{label}_time_ratio"] = ratio(times, label, "eager")
-        out[f"{label}_first_call_s"] = round(first, 3)
-    out["precision"] = name
-    return out
+
+
+def part_channels_last(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    return against_eager(cell, cfg, device, "channels_last", "speed.channels_last=true")
+
+
+def part_compile(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    return against_eager(cell, cfg, device, "compile", f"speed.compile={cfg.compile}")
 
 
 # --------------------------------------------------------------------------- the check
@@ -366,7 +366,8 @@ ESTIMATES: dict[str, Callable[[float, DictConfig], float]] = {
     "memory": lambda s, c: (
         2 * (int(c.steps) * s + 4 * s * min(int(c.max_batch), 64) / int(c.batch))
     ),
-    "speed": lambda s, c: 2 * (int(c.reps) + 1) * 2 * int(c.steps) * s + (0 if c.tiny else 120),
+    "channels_last": lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + s,
+    "compile": lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + float(c.compile_s),
 }
 
 
@@ -432,7 +433,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "step": part_step,
                 "drift": part_drift,
                 "cell": part_cell,
-                "speed": part_speed,
+                "channels_last": part_channels_last,
+                "compile": part_compile,
                 "memory": lambda c, s, d: part_memory(c, s, d, deadline),
             }[part]
             values = measure(cell, cfg, device)
