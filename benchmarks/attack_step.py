@@ -25,16 +25,11 @@ is left is each loop's own work per step. benchmarks/README.md explains every ke
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +39,8 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
 
+from benchmarks.cell_cost import cell_costs, early_stop_vs_library, lightning_vs_loop
 from benchmarks.compose import (
     CONF,
     RESULTS,
@@ -54,53 +49,29 @@ from benchmarks.compose import (
     compose,
     finite_json,
     first_batch,
+    log,
     machine_name,
 )
-from benchmarks.memory import peak_memory_mb
+from benchmarks.memory import child_memory
 from benchmarks.timing import (
-    Composite,
-    bare_attack,
-    crop,
     interleaved,
-    library_attacks,
+    loop_overhead,
     median_s,
     ratio,
-    raw_steps,
     run_attack,
-    sync,
+    step_timings,
 )
 
 #: The benchmark's own keys (conf/bench_attack_step.yaml); every other override is the cell's.
 BENCH_KEYS = tuple(
     k for k in OmegaConf.load(CONF / "bench_attack_step.yaml") if k not in ("defaults", "hydra")
 )
-STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
-
-
-_T0 = time.perf_counter()
-
-
-def log(*parts: Any) -> None:
-    print(f"[attack_step {time.perf_counter() - _T0:7.1f}s]", *parts, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- timed functions
 
 
 # --------------------------------------------------------------------------- memory (children)
-
-
-def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> dict[str, Any]:
-    """Peak memory of `steps` raw forward+backward passes or attack steps, above what was
-    resident once models and inputs were built (fresh process: nothing else ran before)."""
-    module = build(cfg, device)
-    inputs = first_batch(cfg, module, device)
-    victim = module.victim
-    model = Composite(victim)
-    steps = opts["steps"]
-    if what == "raw":
-        return peak_memory_mb(lambda: raw_steps(model, inputs.noisy, inputs.label, steps), device)
-    return peak_memory_mb(lambda: run_attack(module.attack, inputs, victim, steps), device)
 
 
 def spawn(argv: list[str], child: str, extra: list[str] = ()) -> dict[str, Any]:
@@ -134,197 +105,6 @@ def spawn_together(argv: list[str], jobs: list[tuple[str, list[str]]]) -> list[d
 # --------------------------------------------------------------------------- the parts
 
 
-def paths(victim, inputs, steps: int, attack, ifgsm=None, budget=None) -> tuple[dict, str]:
-    """The timed paths through one victim: raw fwd+bwd, the attack, and with `ifgsm` our
-    I-FGSM plus the library's PGD and I-FGSM (BIM) at `budget` = (ε, α)."""
-    model, label = Composite(victim).eval(), inputs.label
-    fns: dict[str, Callable[[], Any]] = {
-        "raw": lambda: raw_steps(model, inputs.noisy, label, steps),
-        "attack": lambda: run_attack(attack, inputs, victim, steps),
-    }
-    baseline = ""
-    if ifgsm is not None:
-        library, baseline = library_attacks(model, *budget, steps)
-        fns["ifgsm"] = lambda: run_attack(ifgsm, inputs, victim, steps)
-        for name, lib in library.items():
-            fns[name] = lambda lib=lib: lib(inputs.noisy, label)
-    return fns, baseline
-
-
-def step_timings(module, inputs, overrides, opts, device) -> tuple[dict, dict, Any]:
-    """Attack step (and our I-FGSM, the library's PGD / I-FGSM) against raw fwd+bwd."""
-    from hydra.utils import instantiate
-
-    steps, info, ifgsm, budget = opts["steps"], {}, None, None
-    if opts["baselines"]:
-        others = [o for o in overrides if not o.startswith(("attack=", "attack.", "+attack."))]
-        ifgsm = instantiate(compose(others + ["attack=ifgsm"], opts).attack).to(device)
-        compose(overrides, opts)  # back to this run's config for `${hydra:...}`
-        budget = (float(ifgsm.budget.epsilon), float(ifgsm.optimizer.keywords["lr"]))
-        info["baseline_budget"] = {"epsilon": budget[0], "alpha": budget[1], "steps": steps}
-    fns, info["baseline"] = paths(module.victim, inputs, steps, module.attack, ifgsm, budget)
-    # Warm-up (allocator growth, kernel selection): every path once; for full-size rows one
-    # raw step at full size and one attack step on a 32-px crop.
-    log("warm-up")
-    if opts["child"] == "main":
-        raw_steps(Composite(module.victim), inputs.noisy, inputs.label, 1)
-        run_attack(module.attack, crop(inputs, 32), module.victim, 1)
-    else:
-        for fn in fns.values():
-            fn()
-    log(f"step timings: {list(fns)} × {opts['reps']} reps × {steps} steps")
-    times = interleaved(fns, opts["reps"], device)
-    return times, info, (ifgsm, budget)
-
-
-def loop_overhead(inputs, module, baselines, opts, device) -> dict[str, Any]:
-    """Each loop's own cost per step, in ms: the same paths through a victim that costs
-    ~nothing (identity denoiser, pooled linear classifier), minus its raw fwd+bwd; and the
-    bookkeeping of ours alone: the attack minus the same attack's math in a bare loop
-    (`timing.bare_attack`: objective, backward, optimiser, projection — nothing else)."""
-
-    class Tiny(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(3, 1000)
-
-        def forward(self, x: Tensor) -> Tensor:
-            return self.fc(x.mean(dim=(2, 3)))
-
-    from miga.attacks.state import Victim
-
-    victim = Victim(nn.Identity(), Tiny().to(device).requires_grad_(False))
-    steps = 20
-    fns, _ = paths(victim, inputs, steps, module.attack, *baselines)
-    bare = {"attack": module.attack, "ifgsm": baselines[0]}
-    for name, attack in bare.items():
-        if attack is not None:
-            fns[f"bare_{name}"] = lambda a=attack: bare_attack(a, inputs, victim, steps)
-    for fn in fns.values():
-        fn()
-    times = interleaved(fns, max(5, opts["reps"]), device)
-
-    def per_step_ms(name: str, base: str) -> float:
-        pairs = zip(times[name], times[base])
-        return round(statistics.median((a[0] - b[0]) / steps * 1e3 for a, b in pairs), 3)
-
-    overhead = {
-        name: per_step_ms(name, "raw")
-        for name in fns
-        if name != "raw" and not name.startswith("bare_")
-    }
-    return {
-        "loop_overhead_ms_per_step": overhead,
-        "loop_bookkeeping_ms_per_step": {
-            name: per_step_ms(name, f"bare_{name}") for name in bare if f"bare_{name}" in fns
-        },
-        "tiny_victim_raw_ms_per_step": round(median_s(times, "raw") / steps * 1e3, 3),
-    }
-
-
-def lightning_vs_loop(cfg, module, opts, device) -> dict[str, Any]:
-    """Trainer.predict (as miga.run builds it, logger off, no callbacks, no progress bar)
-    against a plain loop calling the same predict_step over the same batches."""
-    from hydra.utils import instantiate
-
-    from miga.run import build_datamodule
-
-    datamodule = build_datamodule(cfg)
-    loader = datamodule.predict_dataloader()
-    batches = len(loader)
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False)
-    module.attack.steps = opts["steps"]
-
-    def with_lightning() -> None:
-        module.images_sent = 0
-        trainer.predict(module, dataloaders=loader, return_predictions=False)
-
-    def plain_loop() -> None:
-        module.images_sent = 0
-        module.eval()
-        with torch.no_grad():
-            for i, batch in enumerate(loader):
-                batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-                module.predict_step(batch, i)
-
-    log(f"lightning vs loop: {batches} batches × {opts['steps']} steps")
-    with contextlib.redirect_stdout(sys.stderr):
-        with_lightning()  # warm-up (trainer set-up paths)
-        times = interleaved(
-            {"lightning": with_lightning, "loop": plain_loop}, max(2, opts["reps"] // 2), device
-        )
-    return {
-        "ratio_lightning_vs_loop": ratio(times, "lightning", "loop"),
-        "lightning_setting": "Trainer(**cfg.trainer, logger=False, callbacks=[], "
-        "enable_progress_bar=False).predict(module, return_predictions=False)",
-        "lightning_batches": batches,
-        "lightning_s_per_batch": round(median_s(times, "lightning") / batches, 4),
-        "loop_s_per_batch": round(median_s(times, "loop") / batches, 4),
-    }
-
-
-def cell_costs(cfg_overrides, opts, module, inputs, device) -> dict[str, Any]:
-    """Whole cells through `miga.run.run_cell` (writer, grids, progress bar: the real path,
-    logger off) against the naive floor steps × batches × raw fwd+bwd, without and with the
-    early-stopping rule. Raw fwd+bwd is timed before, between and after the cells."""
-    from miga.run import run_cell
-
-    model = Composite(module.victim)
-    raw_times: list[float] = []
-
-    def time_raw() -> None:
-        for _ in range(2):
-            sync(device)
-            t = time.perf_counter()
-            raw_steps(model, inputs.noisy, inputs.label, 1)
-            sync(device)
-            raw_times.append(time.perf_counter() - t)
-
-    from omegaconf import open_dict
-
-    results: dict[str, Any] = {}
-    scratch = tempfile.TemporaryDirectory(prefix="miga-bench-")
-    for tag, extra in (("", []), ("_early_stop", [STOP_OVERRIDE])):
-        cfg = compose(cfg_overrides + extra, opts)
-        with open_dict(cfg):
-            cfg.resume = False
-            cfg.paths.output_dir = str(Path(scratch.name) / (tag.strip("_") or "naive"))
-        time_raw()
-        log(f"cell{tag or ' (naive)'}: {' '.join(extra) or 'as configured'}")
-        wall = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):
-            summary = run_cell(cfg)
-        wall = time.perf_counter() - wall
-        results[tag] = (wall, summary, int(cfg.attack.steps), int(cfg.loader.batch_size))
-    time_raw()
-    scratch.cleanup()
-    raw = statistics.median(raw_times)
-    out: dict[str, Any] = {"cell_raw_fwd_bwd_s": round(raw, 4)}
-    for tag, (wall, summary, steps, batch) in results.items():
-        n = int(summary["n_images"])
-        batches = math.ceil(n / batch)
-        floor = steps * batches * raw
-        out[f"cell_cost_vs_naive{tag}"] = round(wall / floor, 4)
-        out[f"cell_s{tag}"] = round(wall, 2)
-        out[f"cell_success_rate{tag}"] = summary.get("success_rate")
-        out[f"cell_steps_mean{tag}"] = summary.get("steps_mean")
-        if not tag:
-            out.update(
-                cell_images=n,
-                cell_batches=batches,
-                cell_attack_steps=steps,
-                cell_naive_floor_s=round(floor, 2),
-                cell_images_per_s=round(n / wall, 4),
-            )
-    out["cell_early_stop_override"] = STOP_OVERRIDE
-    if "_early_stop" in results and "" in results:
-        a, b = out.get("cell_success_rate"), out.get("cell_success_rate_early_stop")
-        known = all(isinstance(v, float | int) and math.isfinite(v) for v in (a, b))
-        out["early_stop_success_rate_kept"] = b >= a if known else None
-        out["early_stop_time_ratio"] = round(results["_early_stop"][0] / results[""][0], 4)
-    return out
-
-
 def layout_and_compile(overrides, module, inputs, opts, device) -> dict[str, Any]:
     """The `speed` switches of `conf/config.yaml`, each through a module built with it on
     (exactly as `miga.run` builds it) against this run's module: `speed.channels_last=true`
@@ -352,38 +132,6 @@ def layout_and_compile(overrides, module, inputs, opts, device) -> dict[str, Any
             out["compile_first_call_s"] = round(first_s, 1)
     compose(overrides, opts)  # back to this run's config for `${hydra:...}`
     return out
-
-
-def early_stop_vs_library(cfg, module, inputs, budget, opts, device) -> dict[str, Any]:
-    """Whole attacks of the config's step count on the first batch: MIGA with the stopping
-    rule of `STOP_OVERRIDE` against torchattacks' PGD (which always runs every step) at the
-    same budget, step size and step count: the saving early stopping buys over the library."""
-    from miga.attacks.base import StopWhenMisclassified
-
-    steps = int(cfg.attack.steps)
-    stopping_attack = copy.deepcopy(module.attack)  # a shallow copy would share `_modules`
-    stopping_attack.stopping = StopWhenMisclassified()
-    library, _ = library_attacks(Composite(module.victim), *budget, steps)
-    outcome: dict[str, Any] = {}
-
-    def attack_early_stop() -> None:
-        stopping_attack.steps = steps
-        with torch.enable_grad():
-            outcome["result"] = stopping_attack(inputs, module.victim)
-
-    fns = {
-        "attack_early_stop": attack_early_stop,
-        "lib_pgd": lambda: library["lib_pgd"](inputs.noisy, inputs.label),
-    }
-    log(f"early stopping against the library's PGD: whole attacks of {steps} steps")
-    times = interleaved(fns, max(2, opts["reps"] // 4), device)
-    result = outcome["result"]
-    return {
-        "ratio_vs_torchattacks_early_stop": ratio(times, "attack_early_stop", "lib_pgd"),
-        "early_stop_attack_steps": steps,
-        "early_stop_steps_mean": round(float(result.steps.float().mean()), 3),
-        "early_stop_stopped_fraction": round(float(result.stopped.float().mean()), 3),
-    }
 
 
 def activation_checkpointing(argv, opts) -> dict[str, Any]:

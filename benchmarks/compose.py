@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The override that turns on the stopping rule (every attack config has `stopping`).
+STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
+_T0 = time.perf_counter()
 
 
 def compose(overrides: list[str], opts: dict[str, Any]):
@@ -99,3 +104,7 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def log(*parts: Any) -> None:
+    print(f"[attack_step {time.perf_counter() - _T0:7.1f}s]", *parts, file=sys.stderr, flush=True)

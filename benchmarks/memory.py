@@ -1,5 +1,6 @@
 """Peak memory of a piece of work: CUDA's allocator statistics on a GPU, the process's resident
-high-water mark on CPU (reset first where Linux allows it, so a fresh process is not needed)."""
+high-water mark on CPU (reset first where Linux allows it); `child_memory` is what one fresh
+process of `benchmarks.attack_step` measures for the raw step or the attack step."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.compose import build, first_batch
+from benchmarks.timing import Composite, raw_steps, run_attack
 
 
 def rss_mb() -> float:
@@ -64,3 +68,16 @@ def peak_memory_mb(work: Callable[[], Any], device: torch.device) -> dict[str, A
         "method": method,
         "seconds": round(time.perf_counter() - wall, 3),
     }
+
+
+def child_memory(cfg, opts: dict[str, Any], device: torch.device, what: str) -> dict[str, Any]:
+    """Peak memory of `steps` raw forward+backward passes or attack steps, above what was
+    resident once models and inputs were built (fresh process: nothing else ran before)."""
+    module = build(cfg, device)
+    inputs = first_batch(cfg, module, device)
+    victim = module.victim
+    model = Composite(victim)
+    steps = opts["steps"]
+    if what == "raw":
+        return peak_memory_mb(lambda: raw_steps(model, inputs.noisy, inputs.label, steps), device)
+    return peak_memory_mb(lambda: run_attack(module.attack, inputs, victim, steps), device)

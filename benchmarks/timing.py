@@ -1,6 +1,7 @@
-"""Timing primitives every benchmark shares: the victim as one model, its raw forward+backward
-(the baseline of every time ratio), the attack and the library's attacks as timed paths, and the
-interleaved timer whose paired ratios survive a machine that other jobs share."""
+"""Timing: the victim as one model, its raw forward+backward (the baseline of every time ratio),
+the attack, a bare loop of the same attack's math and the library's attacks as timed paths, the
+interleaved timer whose paired ratios survive a machine that other jobs share, and the step and
+loop-overhead measurements of `benchmarks.attack_step` built from them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from benchmarks.compose import compose, log
 
 
 class Composite(nn.Module):
@@ -139,3 +142,91 @@ def ratio(times: dict, num: str, den: str, cpu: bool = False) -> float:
 
 def median_s(times: dict, name: str) -> float:
     return statistics.median(t[0] for t in times[name])
+
+
+def paths(victim, inputs, steps: int, attack, ifgsm=None, budget=None) -> tuple[dict, str]:
+    """The timed paths through one victim: raw fwd+bwd, the attack, and with `ifgsm` our
+    I-FGSM plus the library's PGD and I-FGSM (BIM) at `budget` = (ε, α)."""
+    model, label = Composite(victim).eval(), inputs.label
+    fns: dict[str, Callable[[], Any]] = {
+        "raw": lambda: raw_steps(model, inputs.noisy, label, steps),
+        "attack": lambda: run_attack(attack, inputs, victim, steps),
+    }
+    baseline = ""
+    if ifgsm is not None:
+        library, baseline = library_attacks(model, *budget, steps)
+        fns["ifgsm"] = lambda: run_attack(ifgsm, inputs, victim, steps)
+        for name, lib in library.items():
+            fns[name] = lambda lib=lib: lib(inputs.noisy, label)
+    return fns, baseline
+
+
+def step_timings(module, inputs, overrides, opts, device) -> tuple[dict, dict, Any]:
+    """Attack step (and our I-FGSM, the library's PGD / I-FGSM) against raw fwd+bwd."""
+    from hydra.utils import instantiate
+
+    steps, info, ifgsm, budget = opts["steps"], {}, None, None
+    if opts["baselines"]:
+        others = [o for o in overrides if not o.startswith(("attack=", "attack.", "+attack."))]
+        ifgsm = instantiate(compose(others + ["attack=ifgsm"], opts).attack).to(device)
+        compose(overrides, opts)  # back to this run's config for `${hydra:...}`
+        budget = (float(ifgsm.budget.epsilon), float(ifgsm.optimizer.keywords["lr"]))
+        info["baseline_budget"] = {"epsilon": budget[0], "alpha": budget[1], "steps": steps}
+    fns, info["baseline"] = paths(module.victim, inputs, steps, module.attack, ifgsm, budget)
+    # Warm-up (allocator growth, kernel selection): every path once; for full-size rows one
+    # raw step at full size and one attack step on a 32-px crop.
+    log("warm-up")
+    if opts["child"] == "main":
+        raw_steps(Composite(module.victim), inputs.noisy, inputs.label, 1)
+        run_attack(module.attack, crop(inputs, 32), module.victim, 1)
+    else:
+        for fn in fns.values():
+            fn()
+    log(f"step timings: {list(fns)} × {opts['reps']} reps × {steps} steps")
+    times = interleaved(fns, opts["reps"], device)
+    return times, info, (ifgsm, budget)
+
+
+def loop_overhead(inputs, module, baselines, opts, device) -> dict[str, Any]:
+    """Each loop's own cost per step, in ms: the same paths through a victim that costs
+    ~nothing (identity denoiser, pooled linear classifier), minus its raw fwd+bwd; and the
+    bookkeeping of ours alone: the attack minus the same attack's math in a bare loop
+    (`timing.bare_attack`: objective, backward, optimiser, projection — nothing else)."""
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 1000)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(x.mean(dim=(2, 3)))
+
+    from miga.attacks.state import Victim
+
+    victim = Victim(nn.Identity(), Tiny().to(device).requires_grad_(False))
+    steps = 20
+    fns, _ = paths(victim, inputs, steps, module.attack, *baselines)
+    bare = {"attack": module.attack, "ifgsm": baselines[0]}
+    for name, attack in bare.items():
+        if attack is not None:
+            fns[f"bare_{name}"] = lambda a=attack: bare_attack(a, inputs, victim, steps)
+    for fn in fns.values():
+        fn()
+    times = interleaved(fns, max(5, opts["reps"]), device)
+
+    def per_step_ms(name: str, base: str) -> float:
+        pairs = zip(times[name], times[base])
+        return round(statistics.median((a[0] - b[0]) / steps * 1e3 for a, b in pairs), 3)
+
+    overhead = {
+        name: per_step_ms(name, "raw")
+        for name in fns
+        if name != "raw" and not name.startswith("bare_")
+    }
+    return {
+        "loop_overhead_ms_per_step": overhead,
+        "loop_bookkeeping_ms_per_step": {
+            name: per_step_ms(name, f"bare_{name}") for name in bare if f"bare_{name}" in fns
+        },
+        "tiny_victim_raw_ms_per_step": round(median_s(times, "raw") / steps * 1e3, 3),
+    }
