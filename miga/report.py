@@ -20,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
+from omegaconf import DictConfig, OmegaConf
 
 from miga.callbacks.results_writer import PARTS_DIR, SUMMARY_FILE, read_rows
 from miga.metrics.summary import CI_SUFFIX
@@ -124,9 +126,32 @@ def expected_grid(sources: Iterable[str]) -> list[dict[str, str]]:
                 if key in params or "," in value:
                     params[key] = value
             keys = list(params)
-            values = [str(params[k]).split(",") for k in keys]
+            values = [sweep_values(k, str(params[k]), record) for k in keys]
             grid += [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     return grid
+
+
+def sweep_values(key: str, value: str, record: DictConfig) -> list[str]:
+    """The values one sweep parameter takes, read by Hydra's own override parser: `a,b`,
+    `choice(…)`, `range(…)`, and `glob(…)` over the group's options in the sweep's config dir."""
+    override = OverridesParser.create().parse_override(f"{key}={value}")
+    if not override.is_sweep_override():
+        return [value]
+    sweep = override.value()
+    if isinstance(sweep, Glob):
+        return sweep.filter(group_options(key, record))
+    return list(override.sweep_string_iterator())
+
+
+def group_options(group: str, record: DictConfig) -> list[str]:
+    """The options of config group `group` in the sweep's primary config dir (multirun.yaml's
+    `hydra.runtime.config_sources`; this package's conf/ when it does not say)."""
+    roots = [
+        Path(source.path)
+        for source in OmegaConf.select(record, "hydra.runtime.config_sources") or []
+        if source.get("schema") == "file" and source.get("provider") == "main"
+    ] or [Path(__file__).resolve().parents[1] / "conf"]
+    return sorted(p.stem for root in roots for p in (root / group).glob("*.yaml"))
 
 
 def missing_cells(expected: Sequence[dict[str, str]], cells: Sequence[Cell]) -> list[dict]:
