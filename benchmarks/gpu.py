@@ -42,6 +42,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.compose import RESULTS, build, compose, finite_json, first_items
@@ -111,8 +112,14 @@ def precision(name: str, device: torch.device) -> Iterator[None]:
 
 
 def settings(cfg: DictConfig) -> DictConfig:
-    """The run's settings: tiny=true replaces sizes and counts by `tiny_settings`."""
-    return OmegaConf.merge(cfg, cfg.tiny_settings) if cfg.tiny else cfg
+    """The run's settings: tiny=true replaces sizes and counts by `tiny_settings`, except
+    those given on the command line (`tiny=true cell_steps=10` runs 10 steps)."""
+    if not cfg.tiny:
+        return cfg
+    given = set()
+    if HydraConfig.initialized():
+        given = {o.partition("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    return OmegaConf.merge(cfg, {k: v for k, v in cfg.tiny_settings.items() if k not in given})
 
 
 def cell_config(name: str, cfg: DictConfig, extra: tuple[str, ...] = ()) -> DictConfig:
