@@ -9,7 +9,9 @@ optimiser" pattern). Per-sample bookkeeping:
   counting the updates that led to it; the rest of the batch continues (one bad image never
   poisons a batch);
 - an optional stopping rule freezes samples that already reached the goal, and frozen samples
-  leave the forward/backward pass, so early stopping saves compute, not just updates.
+  leave the forward/backward pass, so early stopping saves compute, not just updates (reading
+  which samples remain is the loop's one host read per step; without a stopping rule a flagged
+  sample stays in the pass, its loss masked out, and no step reads the device).
 
 Under the sensor threat model (miga.data.sensor) with K attack draws, each step scores δ on K
 fresh noisy draws of the clean image and minimises the mean loss over them (EOT); the stopping
