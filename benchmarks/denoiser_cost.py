@@ -1,48 +1,45 @@
 """What one attack step costs per denoiser: forward + backward to the input, time and peak memory.
 
     python -m benchmarks.denoiser_cost                    # every full-size denoiser config
-    python -m benchmarks.denoiser_cost --models dncnn swinir --budget-s 30
-    python -m benchmarks.denoiser_cost --models restormer --shape 1 3 224 224 --checkpointing both
+    python -m benchmarks.denoiser_cost 'models=[dncnn,swinir]' budget_s=30
+    python -m benchmarks.denoiser_cost 'models=[restormer]' 'shape=[1,3,224,224]' checkpointing=both
 
 Each model is built from its shipped config (`conf/denoiser/<name>.yaml`) with random weights
 (`checkpoint=None`) and measured in a fresh subprocess, so that one model's memory high-water
 mark never hides another's (Linux keeps one peak per process, and psutil exposes no peak there).
 CPU: 1×3×128×128. CUDA, when available: 8×3×224×224 (ImageNet-sized attack batches).
-`--shape B C H W` sets another size. `--checkpointing on|both` measures with the denoiser's
+`shape=[B,C,H,W]` sets another size. `checkpointing=on|both` measures with the denoiser's
 per-block activation checkpointing (`both`: off and on, each in its own process; the `on` row
-carries `ckpt_step_mem_ratio` and `ckpt_time_ratio` against the `off` row).
+carries `ckpt_step_mem_ratio` and `ckpt_time_ratio` against the `off` row). A Hydra app: its
+keys and defaults are in conf/bench_denoiser_cost.yaml.
 One JSON line per (model, device, checkpointing); `time_ratio_vs_dncnn` compares against DnCNN
 measured in the same run on the same device, the number to read across machines.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf" / "denoiser"
-#: Full-size configs measured by default; DnCNN first, it is the baseline of the ratios.
-MODELS = ("dncnn", "restormer", "nafnet_width32", "nafnet", "swinir")
+from benchmarks.compose import ROOT, compose
+from benchmarks.memory import maxrss_mb, reset_peak_rss, rss_mb
+from benchmarks.timing import sync
+
 SHAPES = {"cpu": (1, 3, 128, 128), "cuda": (8, 3, 224, 224)}
 
 
 def build(name: str, device: str, checkpointing: bool = False) -> torch.nn.Module:
-    """The config's `Denoiser` with random weights on `device`."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.load(CONF / f"{name}.yaml")
-    cfg = OmegaConf.create({"paths": {"checkpoints": "unused"}, "denoiser": node}).denoiser
+    """`denoiser=<name>` composed as a run composes it (its defaults included), with random
+    weights, on `device`."""
+    cfg = compose([f"denoiser={name}"], {"batch": None, "size": None}).denoiser
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "RANDOM weights" is the point here
         return hydra.utils.instantiate(
@@ -50,30 +47,10 @@ def build(name: str, device: str, checkpointing: bool = False) -> torch.nn.Modul
         ).to(device)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _step(model: torch.nn.Module, x: torch.Tensor) -> None:
     """One attack-like step: gradient of an output loss with respect to the input only."""
     x = x.detach().requires_grad_(True)
     model(x).square().mean().backward()
-
-
-def _rss_mb() -> float:
-    """Resident set size now (Linux /proc), MB; NaN where unavailable."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except OSError:
-        return float("nan")
-    return pages * resource.getpagesize() / 2**20
-
-
-def _peak_rss_mb() -> float:
-    """Process high-water RSS, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def measure(
@@ -92,24 +69,25 @@ def measure(
     # Warm-up on a small input: kernel selection and allocator growth without paying a
     # full-size step (SwinIR costs ~27 s per step at 128 px on 2 CPU cores).
     _step(model, x[:1, :, :32, :32])
-    _sync(device)
+    sync(torch.device(device))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_mb()
+        reset_peak_rss()
+        base = rss_mb()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < reps and (not times or time.perf_counter() - start < budget_s):
         t0 = time.perf_counter()
         _step(model, x)
-        _sync(device)
+        sync(torch.device(device))
         times.append(time.perf_counter() - t0)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         extra = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak, extra = _peak_rss_mb(), _peak_rss_mb() - base
+        peak, extra = maxrss_mb(), maxrss_mb() - base
     return {
         "model": name,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
@@ -125,33 +103,27 @@ def measure(
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda)")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=20.0, help="stop repeating after this")
-    parser.add_argument("--shape", type=int, nargs=4, default=None, metavar=("B", "C", "H", "W"))
-    parser.add_argument("--checkpointing", choices=("off", "on", "both"), default="off")
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
-    args = parser.parse_args(argv)
-    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    modes = {"off": [False], "on": [True], "both": [False, True]}[args.checkpointing]
-
-    if args.one:  # child: exactly one model on one device
-        row = measure(args.models[0], devices[0], args.reps, args.budget_s, args.shape, modes[0])
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_denoiser_cost")
+def main(cfg: DictConfig) -> None:
+    devices = list(cfg.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]))
+    modes = {"off": [False], "on": [True], "both": [False, True]}[str(cfg.checkpointing)]
+    shape = list(cfg.shape) if cfg.shape else None
+    if cfg.one:  # child: exactly one model on one device
+        row = measure(cfg.models[0], devices[0], cfg.reps, cfg.budget_s, shape, modes[0])
         print(json.dumps(row))
         return
     baseline: dict[str, float] = {}
     for device in devices:
-        for name in args.models:
+        for name in cfg.models:
             rows = {}
             for checkpointing in modes:
-                cmd = [sys.executable, "-m", "benchmarks.denoiser_cost", "--one", "--models", name]
-                cmd += ["--devices", device, "--reps", str(args.reps)]
-                cmd += ["--budget-s", str(args.budget_s)]
-                cmd += ["--checkpointing", "on" if checkpointing else "off"]
-                cmd += ["--shape", *map(str, args.shape)] if args.shape else []
+                cmd = [sys.executable, "-m", "benchmarks.denoiser_cost", "one=true"]
+                cmd += [f"models=[{name}]", f"devices=[{device}]", f"reps={cfg.reps}"]
+                cmd += [
+                    f"budget_s={cfg.budget_s}",
+                    f"checkpointing={'on' if checkpointing else 'off'}",
+                ]
+                cmd += [f"shape=[{','.join(map(str, shape))}]"] if shape else []
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
                 if done.returncode:
                     error = {"model": name, "device": device, "error": done.stderr[-500:]}

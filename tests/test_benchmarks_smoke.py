@@ -65,3 +65,38 @@ def test_attack_step_benchmark_prints_one_json_line_of_ratios(tmp_path) -> None:
     assert result["cell_early_stop_override"].startswith("attack.stopping=")
     assert (result["batch"], result["size"], result["steps"]) == (2, 32, 1)
     assert json.loads(out.read_text()) == result
+
+
+def test_denoiser_cost_prints_one_row_per_model_and_checkpointing_mode() -> None:
+    """`python -m benchmarks.denoiser_cost` (a Hydra app): one JSON row per (model,
+    checkpointing), each from its own process; DnCNN's parameter count is the official file's
+    (docs/checkpoints.md), and the `on` rows carry their ratios against the `off` rows."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.denoiser_cost",
+            "models=[dncnn,nafnet_width32]",
+            "shape=[1,3,32,32]",
+            "reps=1",
+            "checkpointing=both",
+            "devices=[cpu]",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [(r["model"], r["activation_checkpointing"]) for r in rows] == [
+        ("dncnn", False),
+        ("dncnn", True),
+        ("nafnet_width32", False),
+        ("nafnet_width32", True),
+    ]
+    assert rows[0]["params_m"] == 0.668 and rows[0]["time_ratio_vs_dncnn"] == 1.0
+    for row in rows:
+        assert math.isfinite(row["fwd_bwd_s"]) and row["fwd_bwd_s"] > 0 and row["reps"] == 1
+    for row in rows[1::2]:
+        assert row["ckpt_time_ratio"] > 0 and math.isfinite(row["ckpt_step_mem_ratio"])
