@@ -45,16 +45,22 @@ RATIOS = (
 )
 
 
-def test_attack_step_benchmark_prints_one_json_line_of_ratios(tmp_path) -> None:
-    out = tmp_path / "result.json"
+def _benchmark(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m benchmarks.<module> <args>` from the repo root; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.attack_step", *TINY, f"out={out}"],
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_attack_step_benchmark_prints_one_json_line_of_ratios(tmp_path) -> None:
+    out = tmp_path / "result.json"
+    done = _benchmark("attack_step", *TINY, f"out={out}")
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, done.stdout[-2000:]  # everything else goes to stderr
     result = json.loads(lines[0])
@@ -71,23 +77,15 @@ def test_denoiser_cost_prints_one_row_per_model_and_checkpointing_mode() -> None
     """`python -m benchmarks.denoiser_cost` (a Hydra app): one JSON row per (model,
     checkpointing), each from its own process; DnCNN's parameter count is the official file's
     (docs/checkpoints.md), and the `on` rows carry their ratios against the `off` rows."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.denoiser_cost",
-            "models=[dncnn,nafnet_width32]",
-            "shape=[1,3,32,32]",
-            "reps=1",
-            "checkpointing=both",
-            "devices=[cpu]",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = _benchmark(
+        "denoiser_cost",
+        "models=[dncnn,nafnet_width32]",
+        "shape=[1,3,32,32]",
+        "reps=1",
+        "checkpointing=both",
+        "devices=[cpu]",
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in done.stdout.strip().splitlines()]
     assert [(r["model"], r["activation_checkpointing"]) for r in rows] == [
         ("dncnn", False),
