@@ -88,10 +88,14 @@ def first_batch(cfg, module, device: torch.device):
     return module.attack_inputs(first_items(cfg, int(cfg.loader.batch_size), device))
 
 
+def slug(text: str) -> str:
+    """A device name as a file-name part: 'NVIDIA H200' → 'nvidia-h200'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
-        slug = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-")
-        return f"cuda-{slug}"
+        return f"cuda-{slug(torch.cuda.get_device_name())}"
     return f"cpu-{os.cpu_count()}core"
 
 

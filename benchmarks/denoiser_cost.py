@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from benchmarks.compose import ROOT, compose
-from benchmarks.memory import maxrss_mb, reset_peak_rss, rss_mb
+from benchmarks.memory import peak_memory_mb
 from benchmarks.timing import sync
 
 SHAPES = {"cpu": (1, 3, 128, 128), "cuda": (8, 3, 224, 224)}
@@ -69,25 +69,17 @@ def measure(
     # Warm-up on a small input: kernel selection and allocator growth without paying a
     # full-size step (SwinIR costs ~27 s per step at 128 px on 2 CPU cores).
     _step(model, x[:1, :, :32, :32])
-    sync(torch.device(device))
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak_rss()
-        base = rss_mb()
     times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < reps and (not times or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        _step(model, x)
-        sync(torch.device(device))
-        times.append(time.perf_counter() - t0)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        extra = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak, extra = maxrss_mb(), maxrss_mb() - base
+
+    def timed_steps() -> None:
+        start = time.perf_counter()
+        while len(times) < reps and (not times or time.perf_counter() - start < budget_s):
+            t0 = time.perf_counter()
+            _step(model, x)
+            sync(torch.device(device))
+            times.append(time.perf_counter() - t0)
+
+    memory = peak_memory_mb(timed_steps, torch.device(device))
     return {
         "model": name,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
@@ -97,9 +89,9 @@ def measure(
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "fwd_bwd_s": round(statistics.median(times), 4),
         "reps": len(times),
-        "peak_mem_mb": round(peak, 1),
-        "step_mem_mb": round(extra, 1),  # peak minus what was resident before the steps
-        "mem_kind": "cuda max_memory_allocated" if device == "cuda" else "process peak RSS",
+        "peak_mem_mb": round(memory["base_mb"] + memory["peak_delta_mb"], 1),
+        "step_mem_mb": memory["peak_delta_mb"],  # peak minus what was resident before the steps
+        "mem_kind": memory["method"],
     }
 
 

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import platform
-import re
 import shutil
 import subprocess
 import time
@@ -45,9 +44,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.compose import RESULTS, build, compose, finite_json, first_items
+from benchmarks.compose import RESULTS, build, compose, finite_json, first_items, slug
 from benchmarks.memory import peak_memory_mb
-from benchmarks.timing import Composite, interleaved, median_s, ratio, raw_steps, run_attack, sync
+from benchmarks.timing import interleaved, median_s, paths, ratio, run_attack, sync
 from miga.attacks.base import StopWhenMisclassified
 from miga.attacks.state import AttackInputs
 from miga.metrics.quality import psnr
@@ -146,15 +145,11 @@ def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
 
 def part_step(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """MIGA step ÷ raw fwd+bwd, per precision; the loop's host reads per step."""
-    module, inputs, steps = cell.module, cell.inputs, int(cfg.steps)
-    victim, model = module.victim, Composite(module.victim).eval()
+    module, steps = cell.module, int(cfg.steps)
+    fns, _ = paths(module.victim, cell.inputs, steps, module.attack)  # raw and attack
     out: dict[str, Any] = {}
     for name in ("fp32", "bf16"):
         with precision(name, device):
-            fns = {
-                "raw": lambda: raw_steps(model, inputs.noisy, inputs.label, steps),
-                "attack": lambda: run_attack(module.attack, inputs, victim, steps),
-            }
             for fn in fns.values():
                 fn()  # warm-up: allocator, kernel selection
             times = interleaved(fns, int(cfg.reps), device)
@@ -365,16 +360,36 @@ def part_compile(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str,
 
 # --------------------------------------------------------------------------- the check
 
-#: Each part's estimated seconds from the fp32 step time `s` (whole attack steps it runs).
-ESTIMATES: dict[str, Callable[[float, DictConfig], float]] = {
-    "step": lambda s, c: 2 * 2 * (int(c.reps) + 1) * int(c.steps) * s + 6 * s,
-    "drift": lambda s, c: 2 * int(c.drift_steps) * s,
-    "cell": lambda s, c: 2 * int(c.cell_steps) * s,
-    "memory": lambda s, c: (
-        2 * (int(c.steps) * s + 4 * s * min(int(c.max_batch), 64) / int(c.batch))
+Measure = Callable[[Cell, DictConfig, torch.device, Deadline], dict[str, Any]]
+Estimate = Callable[[float, DictConfig], float]
+
+#: Each part: what it measures, and its estimated seconds from the fp32 step time `s` (the
+#: whole attack steps it runs), in the order `parts` may name them.
+PARTS: dict[str, tuple[Measure, Estimate]] = {
+    "step": (
+        lambda c, s, d, _: part_step(c, s, d),
+        lambda s, c: 2 * 2 * (int(c.reps) + 1) * int(c.steps) * s + 6 * s,
     ),
-    "channels_last": lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + s,
-    "compile": lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + float(c.compile_s),
+    "drift": (
+        lambda c, s, d, _: part_drift(c, s, d),
+        lambda s, c: 2 * int(c.drift_steps) * s,
+    ),
+    "cell": (
+        lambda c, s, d, _: part_cell(c, s, d),
+        lambda s, c: 2 * int(c.cell_steps) * s,
+    ),
+    "memory": (
+        part_memory,
+        lambda s, c: 2 * (int(c.steps) * s + 4 * s * min(int(c.max_batch), 64) / int(c.batch)),
+    ),
+    "channels_last": (
+        lambda c, s, d, _: part_channels_last(c, s, d),
+        lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + s,
+    ),
+    "compile": (
+        lambda c, s, d, _: part_compile(c, s, d),
+        lambda s, c: 2 * (int(c.reps) + 1) * int(c.steps) * s + float(c.compile_s),
+    ),
 }
 
 
@@ -425,26 +440,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     cells: dict[str, Cell] = {}
     for part in cfg.parts:
-        if part not in ESTIMATES:
-            raise ValueError(f"parts: unknown part '{part}', expected some of {list(ESTIMATES)}")
+        if part not in PARTS:
+            raise ValueError(f"parts: unknown part '{part}', expected some of {list(PARTS)}")
+        measure, estimate = PARTS[part]
         for name in cfg.denoisers:
             step_s = cells[name].step_s if name in cells and cells[name].step_s else None
-            need = ESTIMATES[part](step_s or float(cfg.unknown_step_s), cfg)
+            need = estimate(step_s or float(cfg.unknown_step_s), cfg)
             if not deadline.fits(part, name, need):
                 continue
             log.info("%s / %s (%.0f s left)", part, name, deadline.left())
             if name not in cells:
                 cells[name] = make_cell(name, cfg, device)
             cell, started = cells[name], time.perf_counter()
-            measure = {
-                "step": part_step,
-                "drift": part_drift,
-                "cell": part_cell,
-                "channels_last": part_channels_last,
-                "compile": part_compile,
-                "memory": lambda c, s, d: part_memory(c, s, d, deadline),
-            }[part]
-            values = measure(cell, cfg, device)
+            values = measure(cell, cfg, device, deadline)
             values["seconds"] = round(time.perf_counter() - started, 2)
             result["parts"][part][name] = values
     result["skipped"] = deadline.skipped
@@ -498,8 +506,7 @@ def output_path(cfg: DictConfig, result: dict[str, Any]) -> Path | None:
         return None
     if cfg.out != "auto":
         return Path(cfg.out)
-    slug = re.sub(r"[^a-z0-9]+", "-", result["versions"]["device"].lower()).strip("-")
-    return RESULTS / f"gpu-{slug}.json"
+    return RESULTS / f"gpu-{slug(result['versions']['device'])}.json"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gpu")
