@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-gpu clean
+.PHONY: install demo test lint bench bench-gpu check-numbers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench: $(STAMP)  ## speed/memory benchmarks (not part of the tests); e.g. make b
 
 bench-gpu: $(STAMP)  ## the prepared GPU check (benchmarks/gpu.py, 360 s budget); ARGS=tiny=true on CPU
 	$(BIN)/python -m benchmarks.gpu $(ARGS)
+
+check-numbers: $(STAMP)  ## regenerate README/experiments numbers (experiments/numbers.yaml) and compare; ARGS=--all adds the slow sweeps
+	$(BIN)/python -m experiments.check_numbers $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

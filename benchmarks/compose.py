@@ -52,6 +52,8 @@ def compose(overrides: list[str], opts: dict[str, Any]):
         del cfg["hydra"]  # as @hydra.main hands it over: the task's config has no `hydra` node
         cfg.paths.root = str(ROOT)
         cfg.paths.output_dir = str(ROOT / "outputs" / "bench")  # cells get a temporary one
+        # a cell run through `run_cell` applies `threads`: keep the benchmark's own count
+        cfg.threads = torch.get_num_threads()
         for model in ("denoiser", "downstream"):
             checkpoint = (cfg.get(model) or {}).get("checkpoint")
             if checkpoint is not None and not Path(checkpoint).is_file():

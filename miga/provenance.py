@@ -1,4 +1,5 @@
-"""What a results folder was made from: config, its hash, versions, commit, weight files."""
+"""What a results folder was made from: config, its hash, versions, commit, weight files, and
+the settings its numbers depend on beyond the config (CPU model, determinism flags)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from miga.checkpoints import file_sha256
@@ -75,6 +77,41 @@ def group_choices() -> dict[str, str]:
     return {k: str(v) for k, v in choices.items() if not k.startswith("hydra")}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows): another CPU
+    may run other kernels and round differently (docs/architecture.md, determinism contract)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def compute_device(cfg: DictConfig) -> str:
+    """"cpu", or the GPU's name when the trainer will run on one (accelerator gpu/cuda/auto)."""
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return "cpu"
+
+
+def determinism(cfg: DictConfig) -> dict[str, Any]:
+    """What a cell's numbers depend on besides the config: read back from torch at cell start
+    (after `miga.utils.threads.apply_threads`), so the record says what ran, not what was asked."""
+    return {
+        "seed": cfg.get("seed"),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpu_model": cpu_model(),
+        "device": compute_device(cfg),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+    }
+
+
 def provenance(cfg: DictConfig) -> dict[str, Any]:
     return {
         "choices": group_choices(),
@@ -85,4 +122,5 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
         "machine": platform.platform(),
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "weights_sha256": weight_files(cfg),
+        "determinism": determinism(cfg),
     }

@@ -33,6 +33,7 @@ from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.results_dir import prepare_results_dir
+from miga.utils.threads import apply_threads
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     refuse_multi_device_in_multirun(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    threads = apply_threads(cfg.threads)  # before any model exists: what provenance records
     L.seed_everything(cfg.seed, workers=True)
     record = provenance(cfg)
     lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
@@ -111,7 +113,11 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
             return {}
         skipped = getattr(datamodule.dataset, "skipped", 0)
         summary = writer.merge(
-            extra={"n_skipped_files": skipped, "seconds": time.perf_counter() - started},
+            extra={
+                "n_skipped_files": skipped,
+                "seconds": time.perf_counter() - started,
+                "threads": threads,
+            },
             seed=int(cfg.seed),
         )
         publish(
