@@ -223,3 +223,30 @@ def test_no_deserialisation_outside_the_one_loader() -> None:
     assert len(sources) > 50
     offenders = [hit for path in sources for hit in _deserialising_calls(path)]
     assert offenders == []
+
+
+def test_a_timm_training_checkpoint_loads_its_ema_weights(tmp_path) -> None:  # noqa: ANN001
+    """timm's train.py files hold `args` (an argparse.Namespace, allowlisted) and both weights:
+    the EMA ones are taken, as timm's own loader does."""
+    import argparse
+
+    import timm
+
+    from miga.downstream.timm_models import timm_downstream
+
+    torch.manual_seed(0)
+    plain, ema = (timm.create_model("resnet18", num_classes=3) for _ in range(2))
+    path = tmp_path / "train.pth.tar"
+    torch.save(
+        {
+            "epoch": 7,
+            "args": argparse.Namespace(lr=0.1, model="resnet18"),
+            "state_dict": plain.state_dict(),
+            "state_dict_ema": ema.state_dict(),
+        },
+        path,
+    )
+    net = timm_downstream("resnet18", path, num_classes=3).net
+    assert torch.equal(net.fc.weight, ema.fc.weight)
+    assert not torch.equal(net.fc.weight, plain.fc.weight)
+    assert "state_dict" not in net.pretrained_cfg  # the file's tensors are not kept twice
