@@ -13,6 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from miga.checkpoints import read_weight_file
 from miga.data.demo_photos import DemoPhotos
 from miga.denoisers import CheckpointError, Denoiser
 from miga.denoisers.ffdnet import FFDNet
@@ -55,7 +56,7 @@ def test_outputs_equal_the_released_code(denoiser: Denoiser, reference: torch.nn
 
 
 def test_a_file_missing_a_layer_is_refused_with_file_and_key(tmp_path) -> None:  # noqa: ANN001
-    state = torch.load(package_file("ffdnet", "ffdnet_weights_rgb.pth"), map_location="cpu")
+    state = read_weight_file(package_file("ffdnet", "ffdnet_weights_rgb.pth"))
     key = "module.intermediate_dncnn.itermediate_dncnn.5.weight"
     del state[key]
     path = tmp_path / "cut.pth"

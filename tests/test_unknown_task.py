@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from miga.callbacks.results_writer import read_rows
+from miga.checkpoints import read_weight_file
 from miga.data.demo_text import SENTENCES, DemoText, render, split_indices
 from miga.mi.estimators import CriticCheckpointError
 from miga.mi.training import heldout_estimates
@@ -138,7 +139,7 @@ def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Pat
     assert "mi/estimate" in metrics[0] and "mi/heldout" in metrics[0]
 
     # A plain state dict that `mi_estimator.checkpoint=` loads strictly, frozen.
-    state = torch.load(output, weights_only=True)
+    state = read_weight_file(output)
     assert all(key.startswith(("features.", "classifier.")) for key in state)
     cfg = compose_config(["task=demo_text", f"mi_estimator.checkpoint={output}"])
     estimator = instantiate(cfg.mi_estimator)

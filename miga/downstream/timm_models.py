@@ -1,9 +1,11 @@
 """Any timm model as a downstream task model, its weights read from a local file.
 
-Weights go through timm's own loader (`pretrained_cfg_overlay=dict(file=...)`), so a file from
-the Hugging Face hub (`model.safetensors`, `pytorch_model.bin`), a timm training checkpoint
-(`state_dict` / `state_dict_ema` inside) or a plain state dict all load, with the model's own
-checkpoint filter applied, and nothing is downloaded. Loading is strict: the file must fit the
+The file is read as data by the project's one loader (`miga.checkpoints.read_checkpoint`: a file
+that would run code is refused) and handed to timm's pretrained loading as a state dict
+(`pretrained_cfg_overlay=dict(state_dict=...)`), so a file from the Hugging Face hub
+(`model.safetensors`, `pytorch_model.bin`), a timm training checkpoint (`state_dict_ema` preferred,
+as timm does, else `state_dict`) or a plain state dict all load, with the model's own checkpoint
+filter applied, and nothing is downloaded. Loading is strict: the file must fit the
 architecture and its number of classes exactly, and a missing or unfitting file raises
 `CheckpointError` naming the file. `checkpoint=None` builds random weights with a warning.
 """
@@ -20,10 +22,13 @@ import timm
 import torch
 from torch import nn
 
-from miga.checkpoints import CheckpointError, file_sha256
+from miga.checkpoints import CheckpointError, file_sha256, read_checkpoint
 from miga.downstream.classifier import Classifier
 
 log = logging.getLogger(__name__)
+
+#: Where a timm training checkpoint keeps its weights, in the order timm's `load_state_dict` tries.
+TIMM_WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 
 def timm_net(
@@ -52,7 +57,8 @@ def timm_net(
             f"safetensors/bin file from the hub, a timm checkpoint or a plain state dict), set "
             f"the config key `checkpoint` to its location, or `checkpoint=null` for random weights"
         )
-    overlay: dict[str, Any] = {"file": str(path)}
+    state = read_checkpoint(path, wrapper_keys=TIMM_WRAPPER_KEYS)
+    overlay: dict[str, Any] = {"state_dict": dict(state)}  # a copy: timm may pop the head
     if num_classes is not None and not adapt_head:
         overlay["num_classes"] = num_classes  # file and model agree → timm loads strictly
     try:
@@ -62,17 +68,20 @@ def timm_net(
     except Exception as err:  # torch/timm raise RuntimeError, KeyError, … by failure
         classes = "" if num_classes is None else f" with num_classes={num_classes}"
         raise CheckpointError(f"{path} does not fit timm '{model_name}'{classes}: {err}") from err
+    # timm keeps the overlay in `pretrained_cfg`: drop the file's tensors (the model holds its own
+    # copy) and record where they came from instead.
+    net.pretrained_cfg.pop("state_dict", None)
+    net.pretrained_cfg["file"] = str(path)
     if adapt_head:
-        _check_backbone_loaded(net, path, model_name)
+        _check_backbone_loaded(net, state, path, model_name)
     log.info("loaded timm %s from %s (sha256 %s)", model_name, path, file_sha256(path)[:12])
     return net
 
 
-def _check_backbone_loaded(net: nn.Module, path: Path, model_name: str) -> None:
+def _check_backbone_loaded(
+    net: nn.Module, state: dict[str, torch.Tensor], path: Path, model_name: str
+) -> None:
     """With the head adapted timm loads non-strictly: check every other tensor was in the file."""
-    from timm.models import load_state_dict
-
-    state = load_state_dict(str(path))
     head = tuple(net.pretrained_cfg.get("classifier") or ())
     head = (head,) if isinstance(head, str) else head
     missing = [

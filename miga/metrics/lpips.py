@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from miga.checkpoints import read_checkpoint
 from miga.metrics.scorers import Columns, Outcome, Scorer
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ def load_lpips(
 
     `checkpoint` is the torchvision state dict of the backbone (alexnet, vgg16 or
     squeezenet1_1, e.g. `alexnet-owt-7be5be79.pth`); the LPIPS linear heads ship inside
-    torchmetrics. Raises FileNotFoundError with the way out when the file is absent.
+    torchmetrics. Raises FileNotFoundError with the way out when the file is absent; the file is
+    read as data by `miga.checkpoints.read_checkpoint` (a file that would run code is refused).
     """
     from torchmetrics.functional.image.lpips import _NoTrainLpips
 
@@ -37,8 +39,8 @@ def load_lpips(
             "download it, which fails offline). Copy it there, or set "
             "metrics.lpips_checkpoint=null to skip LPIPS."
         )
+    state = read_checkpoint(path)
     model = _NoTrainLpips(pretrained=True, net=net, pnet_rand=True)
-    state = torch.load(path, map_location="cpu", weights_only=True)
     mapped = {}
     for slice_name, block in model.net.named_children():
         for position, _ in block.named_children():

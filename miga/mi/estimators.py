@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miga.attacks.state import StepState
-from miga.checkpoints import state_dict_mismatch
+from miga.checkpoints import CheckpointError, read_checkpoint, state_dict_mismatch
 from miga.mi.base import MIEstimator
 
 log = logging.getLogger(__name__)
@@ -50,36 +49,11 @@ log = logging.getLogger(__name__)
 Marginals = Literal["pairs", "shuffle"]
 
 
-class CriticCheckpointError(RuntimeError):
-    """A critic checkpoint is missing, unreadable or does not match the critic's layout."""
+class CriticCheckpointError(CheckpointError):
+    """A critic checkpoint is missing, unreadable, unsafe or does not match the critic's layout."""
 
 
 # --------------------------------------------------------------------------- checkpoint loading
-
-
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise CriticCheckpointError(f"critic checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Lightning checkpoints may pickle hyper-parameters (e.g. OmegaConf nodes) that the
-        # safe loader refuses: fall back to a full load, as Lightning itself does.
-        warnings.warn(f"{path}: not loadable with weights_only=True, loading fully", stacklevel=3)
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise CriticCheckpointError(f"{path}: cannot be read as a torch file ({err})") from err
-    except Exception as err:  # truncated or corrupt files raise several types
-        raise CriticCheckpointError(f"{path}: cannot be read as a torch file ({err})") from err
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]  # a Lightning checkpoint
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CriticCheckpointError(
-            f"{path}: expected a state dict or a Lightning checkpoint with a `state_dict`, "
-            f"found {type(obj).__name__}"
-        )
-    return obj
 
 
 def _find_prefix(state: dict[str, Tensor], expected: list[str], path: Path) -> str:
@@ -111,7 +85,10 @@ def critic_state_from_file(
     the critic lacks, missing keys and shape mismatches are errors (strict loading).
     """
     path = Path(path)
-    state = _read_state_dict(path)
+    try:  # the one safe reader: a Lightning checkpoint's hyper-parameters never run code
+        state = read_checkpoint(path)
+    except CheckpointError as err:
+        raise CriticCheckpointError(str(err)) from err
     expected = critic.state_dict()
     if not expected:
         raise CriticCheckpointError(f"{path}: the critic {type(critic).__name__} has no weights")
