@@ -112,10 +112,12 @@ def sweep_keys(cells: Sequence[Cell]) -> list[str]:
 
 
 def constants(cells: Sequence[Cell]) -> dict[str, str]:
-    """The settings every cell shares (the sweep's constants, printed once in the header)."""
+    """The settings every cell shares (the sweep's constants, printed once in the header);
+    optional groups no cell sets (`None`: no surrogate, no experiment preset) are left out."""
     varying = set(sweep_keys(cells))
     shared = {k for c in cells for k in c.settings} - varying
-    return {k: cells[0].setting(k) for k in sorted(shared, key=_order)}
+    values = {k: cells[0].setting(k) for k in sorted(shared, key=_order)}
+    return {k: v for k, v in values.items() if v != "None"}
 
 
 def key_of(cell: Cell, keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
