@@ -73,28 +73,34 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
-    """Per attack its step-size grid with the pick marked, then every attack at its best step."""
-    grids: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)
+    """Per attack its step-size grid with the pick marked, then every attack at its best step.
+    A grid holds cells equal in every setting but the step size; where the sweep varies more
+    (e.g. two datasets), each grid is named by the settings that tell the grids apart."""
+    grids: dict[Line, list[tuple[str, dict]]] = defaultdict(list)
     for attack, params, summary in entries:
         knob = next((k for k in STEP_KNOBS if k in params), None)
         if knob is not None:
-            grids[(attack, knob)].append((params[knob], summary))
+            rest = sorted((k, str(v)) for k, v in params.items() if k not in (knob, "attack"))
+            grids[(("attack", attack), ("knob", knob), *rest)].append((params[knob], summary))
     if not grids:
         return ""
+    stripped = {key: tuple(kv for kv in key if kv[0] != "knob") for key in grids}
+    names = line_labels(list(set(stripped.values())))
     parts = [
         "## Step size (strongest-baseline protocol)\n",
         "Pick: highest success rate, then stealth success, then PSNR(D(x_n+δ), x).\n",
     ]
     best_rows = []
-    for (attack, knob), grid in sorted(grids.items()):
+    for key, grid in sorted(grids.items()):
+        knob, name = dict(key)["knob"], names[stripped[key]]
         grid.sort(key=lambda e: _num(e[0]))
         best = pick_best(grid)
         rows = [
             [f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
             for v, s in grid
         ]
-        parts.append(f"### {attack} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
-        best_rows.append([attack, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
+        parts.append(f"### {name} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
+        best_rows.append([name, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
     parts.append(
         "### At the best step size\n\n" + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n"
     )
@@ -102,13 +108,24 @@ def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str
 
 
 def ablation_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
-    """One row per ablation variant, the full attack first; only metrics some row has."""
-    rows = [(p[ABLATION_KEY], s) for _, p, s in entries if ABLATION_KEY in p]
-    if not rows:
+    """One row per ablation variant, the full attack first; only metrics some row has. Where
+    the sweep varies more than the variant, each row also names the settings that differ."""
+    cells = [(p, s) for _, p, s in entries if ABLATION_KEY in p]
+    if not cells:
         return ""
-    rows.sort(key=lambda r: (r[0] != "full", r[0]))
-    metrics = [m for m in ABLATION_METRICS if any(m in s for _, s in rows)]
-    body = [[name, *[_fmt(s, m) for m in metrics]] for name, s in rows]
+    others = [
+        k for k in varying_keys([{**p, ABLATION_KEY: ""} for p, _ in cells]) if k != ABLATION_KEY
+    ]
+    rows = []
+    for params, summary in cells:
+        extra = ", ".join(f"{k}={params.get(k, '(default)')}" for k in others)
+        rows.append((params[ABLATION_KEY], extra, summary))
+    rows.sort(key=lambda r: (r[1], r[0] != "full", r[0]))
+    metrics = [m for m in ABLATION_METRICS if any(m in s for _, _, s in rows)]
+    body = [
+        [f"{name} ({extra})" if extra else name, *[_fmt(s, m) for m in metrics]]
+        for name, extra, s in rows
+    ]
     return "## Ablation\n\n" + _table(["ablation", *metrics], body) + "\n"
 
 
