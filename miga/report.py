@@ -101,9 +101,7 @@ def varying_keys(settings: Sequence[Mapping[str, str]]) -> list[str]:
     the report keys cells by these, so a sweep over any group or plain key (`budget`,
     `noise.sigma`) gets one slot per cell. Ordered like FACTORS, then alphabetically."""
     keys = {k for s in settings for k in s}
-    return sorted(
-        (k for k in keys if len({s.get(k, DEFAULT) for s in settings}) > 1), key=_order
-    )
+    return sorted((k for k in keys if len({s.get(k, DEFAULT) for s in settings}) > 1), key=_order)
 
 
 def sweep_keys(cells: Sequence[Cell]) -> list[str]:
@@ -468,8 +466,7 @@ def log_to_wandb(cells: Sequence[Cell], report_dir: Path, mode: str) -> None:
     metrics = sorted({k for c in cells if c.finished for k in c.summary})
     run = wandb.init(project="miga", job_type="report", mode=mode, dir=str(report_dir))
     data = [
-        [*[c.setting(k) for k in keys], *[(c.summary or {}).get(m) for m in metrics]]
-        for c in cells
+        [*[c.setting(k) for k in keys], *[(c.summary or {}).get(m) for m in metrics]] for c in cells
     ]
     run.log({"cells": wandb.Table(columns=[*keys, *metrics], data=data)})
     run.log({p.stem: wandb.Image(str(p)) for p in sorted(report_dir.glob("*.png"))})

@@ -96,7 +96,8 @@ def test_stepsize_and_ablation_keep_apart_cells_that_differ_in_another_setting()
     text = stepsize_section(entries)
     assert "| miga (dataset=a) | attack.optimizer.lr=0.01 |" in text  # 0.9 beats 0.5
     assert "| miga (dataset=b) | attack.optimizer.lr=0.1 |" in text  # 0.5 beats 0.2
-    entries = [("miga", {"ablation": n, "dataset": d}, _s(0.5)) for d in "ab" for n in ("x", "full")]
+    variants = [{"ablation": n, "dataset": d} for d in "ab" for n in ("x", "full")]
+    entries = [("miga", params, _s(0.5)) for params in variants]
     rows = [line for line in ablation_section(entries).splitlines() if line.startswith("| ")]
     names = [r.split("|")[1].strip() for r in rows[1:]]
     assert names == ["full (dataset=a)", "x (dataset=a)", "full (dataset=b)", "x (dataset=b)"]

@@ -43,6 +43,11 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
 
 
+def _key(table: Path) -> dict[str, str]:
+    """A table file's section key: `<metric>__k=v,k=v.csv`."""
+    return dict(pair.split("=", 1) for pair in table.stem.split("__")[1].split(","))
+
+
 def _overrides(cell: Path) -> dict[str, str]:
     items = [str(i).partition("=") for i in OmegaConf.load(cell / ".hydra" / "overrides.yaml")]
     return {k: v for k, _, v in items}
@@ -98,11 +103,7 @@ def test_every_cell_of_the_sweep_is_in_the_tables_with_its_key(sweep: Path) -> N
         block = sections[titles[0]]
         assert row in block.split("| psnr_attacked |")[1].split("\n\n")[0], (wanted, block)
         # the CSV table of that section: its key in the file name, its value in the slot
-        tables = [
-            p
-            for p in out.glob("psnr_attacked__*.csv")
-            if wanted.items() <= dict(kv.split("=", 1) for kv in p.stem.split("__")[1].split(",")).items()
-        ]
+        tables = [p for p in out.glob("psnr_attacked__*.csv") if wanted.items() <= _key(p).items()]
         assert len(tables) == 1, (wanted, tables)
         with open(tables[0], newline="") as handle:
             assert list(csv.reader(handle)) == [
@@ -138,7 +139,8 @@ def test_linf_and_l2_cells_are_never_one_epsilon_curve(sweep: Path) -> None:
     ]
     lines = series(fake, EPSILON)
     assert len(lines) == 2 and len(linf) == 2
-    for line, points in lines.items():
+    assert sorted(dict(line)["budget"] for line in lines) == ["l2", "linf"]
+    for points in lines.values():
         assert len(points) == 2 and {p[0] for p in points} == {0.1, 0.2}
     assert sorted(line_labels(list(lines)).values()) == ["miga (budget=l2)", "miga (budget=linf)"]
 
