@@ -2,9 +2,10 @@
 it never saw (miga.data.sensor; docs/threat_models.md).
 
 One row per attack (and any other setting the sweep varies) and K (EOT draws per attack step;
-0 = the white-box δ fitted to the cell's own x_n): success on the cell's x_n (the draw a K = 0 attack fitted; for K ≥ 1 one more draw
-the attack never saw), and on the M fresh draws (mean, spread across draws, 95 % interval over
-images). `sensor_success.png` draws the fresh-draw success against K.
+0 = the white-box δ fitted to the cell's own x_n): success on the cell's x_n (the draw a K = 0
+attack fitted; for K ≥ 1 one more draw the attack never saw), and on the M fresh draws (mean,
+spread across draws, 95 % interval over images). `sensor_success.png` draws the fresh-draw
+success against K.
 """
 
 from __future__ import annotations
