@@ -1,11 +1,16 @@
 """`python -m miga.report <sweep dir | results glob> [--out DIR] [--wandb]`: the paper's tables.
 
 Reads every cell folder (one with `provenance.json`) under the given directories, and writes,
-per metric, a table laid out like the paper (rows: denoisers, columns: datasets; one table per
-remaining factor such as attack or defence) as Markdown and CSV, a heat-map PNG, and
-`cells.csv` with one line per cell. Cells that started but have no `summary.json` are listed
-as failed/incomplete; cells that the sweep defines (its `multirun.yaml`) but that never started
-are listed as missing.
+per metric, a table laid out like the paper (rows: denoisers, columns: datasets) as Markdown and
+CSV, a heat-map PNG, and `cells.csv` with one line per cell. A cell is keyed by every setting
+that varies across the cells (`varying_keys`: config-group choices and plain overrides alike,
+read from each cell's own saved overrides), and there is one table per combination of the
+varying settings other than denoiser and dataset (e.g. `budget=l2, noise.sigma=15`), so every
+cell has exactly one slot; the settings every cell shares are printed once in the header. Two
+cell folders with the same settings would claim one slot: that is an error naming both
+(`SlotCollision`), never a silent overwrite. Cells that started but have no `summary.json` are
+listed as failed/incomplete; cells that the sweep defines (its `multirun.yaml`) but that never
+started are listed as missing.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +47,13 @@ METRICS = (
     "linf_max",
     "l2_mean",
 )
+#: The order in which varying settings are named in titles and labels (others follow, sorted).
+#: Only an order: which settings key a cell is decided by what varies (`varying_keys`).
 FACTORS = ("attack", "mi_estimator", "defense", "noise", "downstream")
-#: Factors only transfer cells set (miga.report_transfer draws their matrices); a cell without
-#: them is white-box and its tables' titles do not mention them.
+#: The transfer sweeps' surrogate choices (miga.report_transfer draws their matrices).
 OPTIONAL_FACTORS = ("denoiser@surrogate.denoiser", "downstream@surrogate.downstream")
+#: A setting a cell does not record (a plain key another cell overrides): it ran the default.
+DEFAULT = "(default)"
 #: Plain (non-group) keys sweeps vary; read from each cell's saved config when not overridden.
 EPSILON, STEPS = "budget.epsilon", "attack.steps"
 #: The sensor threat model's EOT draws per step (miga.report_sensor), read like EPSILON/STEPS.
@@ -66,10 +75,97 @@ class Cell:
     def finished(self) -> bool:
         return self.summary is not None
 
-    def factor(self) -> tuple[tuple[str, str], ...]:
-        base = tuple((k, self.choices.get(k, "?")) for k in FACTORS)
-        optional = [(k, self.choices.get(k)) for k in OPTIONAL_FACTORS]
-        return base + tuple((k, v) for k, v in optional if v not in (None, "None"))
+    @property
+    def settings(self) -> dict[str, str]:
+        """Everything the cell was run with that the report can read: its plain overrides and
+        epsilon/steps (`params`) and its config-group choices (which win: they are the choice
+        Hydra resolved, where an override may be `~group` or `+group=…`)."""
+        return {**self.params, **self.choices}
+
+    def setting(self, key: str) -> str:
+        return self.settings.get(key, DEFAULT)
+
+
+class SlotCollision(ValueError):
+    """Two cells claim one slot of a table: the report would have to drop one of them."""
+
+
+def _order(key: str) -> tuple[int, str]:
+    named = (ROW_KEY, COLUMN_KEY, *FACTORS, *OPTIONAL_FACTORS)
+    return (named.index(key) if key in named else len(named), key)
+
+
+def varying_keys(settings: Sequence[Mapping[str, str]]) -> list[str]:
+    """The keys whose value differs between these settings (a key some lack counts as
+    `DEFAULT` there): what tells the cells of a sweep apart. Every table, curve and label of
+    the report keys cells by these, so a sweep over any group or plain key (`budget`,
+    `noise.sigma`) gets one slot per cell. Ordered like FACTORS, then alphabetically."""
+    keys = {k for s in settings for k in s}
+    return sorted((k for k in keys if len({s.get(k, DEFAULT) for s in settings}) > 1), key=_order)
+
+
+def sweep_keys(cells: Sequence[Cell]) -> list[str]:
+    """`varying_keys` of the cells' settings: the sweep's axes, read from the cells themselves."""
+    return varying_keys([c.settings for c in cells])
+
+
+def constants(cells: Sequence[Cell]) -> dict[str, str]:
+    """The settings every cell shares (the sweep's constants, printed once in the header);
+    optional groups no cell sets (`None`: no surrogate, no experiment preset) are left out."""
+    varying = set(sweep_keys(cells))
+    shared = {k for c in cells for k in c.settings} - varying
+    values = {k: cells[0].setting(k) for k in sorted(shared, key=_order)}
+    return {k: v for k, v in values.items() if v != "None"}
+
+
+def key_of(cell: Cell, keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The cell's (key, value) pairs for `keys`, in that order."""
+    return tuple((k, cell.setting(k)) for k in keys)
+
+
+def place(cells: Iterable[Cell], slot: Callable[[Cell], Hashable], what: str) -> dict:
+    """slot(cell) → cell, for a table or matrix; two cells with one slot raise SlotCollision
+    naming both folders (one would silently replace the other)."""
+    placed: dict = {}
+    for cell in cells:
+        key = slot(cell)
+        if key in placed:
+            raise SlotCollision(
+                f"two cells claim one slot {key!r} of {what}: {placed[key].path} and "
+                f"{cell.path}. Their saved overrides (.hydra/overrides.yaml, provenance.json) "
+                "do not tell them apart; remove one folder, or report them separately."
+            )
+        placed[key] = cell
+    return placed
+
+
+def check_unique(cells: Sequence[Cell]) -> None:
+    """Every cell has its own settings (else two would claim one slot of every table)."""
+    keys = sweep_keys(cells)
+    place(cells, lambda c: label(key_of(c, keys)) or "(no varying setting)", "the sweep")
+
+
+def sections(cells: Sequence[Cell]) -> list[tuple[tuple[tuple[str, str], ...], list[Cell]]]:
+    """(section key, its cells): one section per combination of the varying settings other
+    than the tables' rows and columns, in a stable order."""
+    keys = [k for k in sweep_keys(cells) if k not in (ROW_KEY, COLUMN_KEY)]
+    grouped: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
+    for cell in cells:
+        grouped.setdefault(key_of(cell, keys), []).append(cell)
+    return sorted(grouped.items())
+
+
+def section_title(key: Sequence[tuple[str, str]]) -> str:
+    return label(key) or "All cells"
+
+
+def slug(key: Sequence[tuple[str, str]]) -> str:
+    """A file-name part for a section: `k=v,k=v` (Hydra's folder style), `all` when nothing
+    else varies; long ones are shortened with a hash so they stay valid file names."""
+    text = ",".join(f"{k}={v}" for k, v in key).replace("/", "-") or "all"
+    if len(text) > 120:
+        text = text[:100] + "-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    return text
 
 
 def find_cells(sources: Iterable[str]) -> list[Cell]:
@@ -170,22 +266,24 @@ def label(choices: dict[str, str] | Iterable[tuple[str, str]]) -> str:
     return ", ".join(f"{k}={v}" for k, v in pairs)
 
 
+def _slot(cell: Cell) -> tuple[str, str]:
+    return cell.choices.get(ROW_KEY, "?"), cell.choices.get(COLUMN_KEY, "?")
+
+
 def table(cells: Sequence[Cell], metric: str) -> tuple[list[str], list[str], dict]:
-    """Rows (denoisers), columns (datasets) and values of `metric` over finished cells."""
-    rows = sorted({c.choices.get(ROW_KEY, "?") for c in cells})
-    columns = sorted({c.choices.get(COLUMN_KEY, "?") for c in cells})
-    values = {
-        (c.choices.get(ROW_KEY, "?"), c.choices.get(COLUMN_KEY, "?")): c.summary.get(metric)
-        for c in cells
-        if c.finished
-    }
+    """Rows (denoisers), columns (datasets) and values of `metric` over finished cells (of one
+    section: two of them in one slot raise SlotCollision)."""
+    rows = sorted({_slot(c)[0] for c in cells})
+    columns = sorted({_slot(c)[1] for c in cells})
+    placed = place((c for c in cells if c.finished), _slot, f"the {metric} table")
+    values = {key: cell.summary.get(metric) for key, cell in placed.items()}
     return rows, columns, values
 
 
 def intervals(cells: Sequence[Cell], metric: str) -> dict:
     """(row, column) → the cell's 95 % interval of `metric` (`<metric>_ci95`), where it has one."""
     return {
-        (c.choices.get(ROW_KEY, "?"), c.choices.get(COLUMN_KEY, "?")): ci
+        _slot(c): ci
         for c in cells
         if c.finished and (ci := c.summary.get(metric + CI_SUFFIX)) is not None
     }
@@ -276,29 +374,32 @@ def heatmap(path: Path, title: str, rows, columns, values, metric: str = "") -> 
 
 
 def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
-    """Tables (md, csv), heat-maps and cells.csv under `out`; returns the report.md path."""
+    """Tables (md, csv), heat-maps and cells.csv under `out`; returns the report.md path.
+
+    Raises SlotCollision (before writing anything) when two cells have the same settings."""
+    check_unique(cells)
     out.mkdir(parents=True, exist_ok=True)
-    sections = [
+    parts = [
         f"# miga report\n\n{sum(c.finished for c in cells)} finished cells, "
         f"{sum(not c.finished for c in cells)} failed or incomplete, "
-        f"{len(missing)} missing.\n"
+        f"{len(missing)} missing.\n",
+        f"Varying across the cells: {', '.join(sweep_keys(cells)) or '—'}.\n",
+        f"The same in every cell: {label(constants(cells)) or '—'}.\n",
     ]
-    for factor, group in itertools.groupby(sorted(cells, key=Cell.factor), key=Cell.factor):
-        group = list(group)
-        title = label(factor)
-        slug = "_".join(v for _, v in factor).replace("/", "-")
-        sections.append(f"## {title}\n")
+    for key, group in sections(cells):
+        title, name = section_title(key), slug(key)
+        parts.append(f"## {title}\n")
         for metric in METRICS:
             rows, columns, values = table(group, metric)
             if not any(v is not None for v in values.values()):
                 continue
             cis = intervals(group, metric)
-            sections.append(markdown_table(metric, rows, columns, values, cis) + "\n")
-            with open(out / f"{metric}__{slug}.csv", "w", newline="") as handle:
+            parts.append(markdown_table(metric, rows, columns, values, cis) + "\n")
+            with open(out / f"{metric}__{name}.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])
                 writer.writerows([[r, *[_fmt(values.get((r, c))) for c in columns]] for r in rows])
-            heatmap(out / f"{metric}__{slug}.png", title, rows, columns, values, metric=metric)
+            heatmap(out / f"{metric}__{name}.png", title, rows, columns, values, metric=metric)
     problems = [
         f"- failed/incomplete: `{c.path}` ({c.rows_done} rows written)"
         for c in cells
@@ -307,29 +408,36 @@ def write_report(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> P
     problems += [f"- missing: {label(m)}" for m in missing]
     from miga.report_transfer import transfer_sections  # surrogate × victim matrices
 
-    sections += transfer_sections(cells, out)
+    parts += transfer_sections(cells, out)
     from miga.report_curves import curve_sections  # strength curves, step size, ablation
 
-    sections += curve_sections(cells, out)
+    parts += curve_sections(cells, out)
     from miga.report_sensor import sensor_sections  # success under noise the attack never saw
 
-    sections += sensor_sections(cells, out)
+    parts += sensor_sections(cells, out)
     from miga.report_paired import paired_sections  # MIGA − each attack, paired over images
 
-    sections += paired_sections(cells)
+    parts += paired_sections(cells)
     if problems:
-        sections.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
+        parts.append("## Missing or failed cells\n\n" + "\n".join(problems) + "\n")
     _write_cells_csv(cells, out / "cells.csv")
     report = out / "report.md"
-    report.write_text("\n".join(sections))
+    report.write_text("\n".join(parts))
     from miga.report_html import write_html  # the same numbers as one self-contained page
 
     write_html(cells, missing, out)
     return report
 
 
+def _setting_columns(cells: Sequence[Cell]) -> list[str]:
+    """Every setting any cell records (choices and plain overrides), varying ones first."""
+    varying = sweep_keys(cells)
+    rest = sorted({k for c in cells for k in c.settings} - set(varying))
+    return [*varying, *rest]
+
+
 def _write_cells_csv(cells: Sequence[Cell], path: Path) -> None:
-    keys = sorted({k for c in cells for k in c.choices})
+    keys = _setting_columns(cells)
     metrics = sorted({k for c in cells if c.finished for k in c.summary})
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -341,7 +449,7 @@ def _write_cells_csv(cells: Sequence[Cell], path: Path) -> None:
                 [
                     c.path,
                     status,
-                    *[c.choices.get(k, "") for k in keys],
+                    *[c.setting(k) for k in keys],
                     *[summary.get(m, "") for m in metrics],
                 ]
             )
@@ -354,12 +462,11 @@ def log_to_wandb(cells: Sequence[Cell], report_dir: Path, mode: str) -> None:
     from miga.utils.wandb_env import point_wandb_into
 
     point_wandb_into(report_dir)
-    keys = sorted({k for c in cells for k in c.choices})
+    keys = _setting_columns(cells)
     metrics = sorted({k for c in cells if c.finished for k in c.summary})
     run = wandb.init(project="miga", job_type="report", mode=mode, dir=str(report_dir))
     data = [
-        [*[c.choices.get(k, "") for k in keys], *[(c.summary or {}).get(m) for m in metrics]]
-        for c in cells
+        [*[c.setting(k) for k in keys], *[(c.summary or {}).get(m) for m in metrics]] for c in cells
     ]
     run.log({"cells": wandb.Table(columns=[*keys, *metrics], data=data)})
     run.log({p.stem: wandb.Image(str(p)) for p in sorted(report_dir.glob("*.png"))})
@@ -381,7 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         or Path(glob.glob(args.sources[0])[0] if glob.glob(args.sources[0]) else args.sources[0])
         / "report"
     )
-    report = write_report(cells, missing, out)
+    try:
+        report = write_report(cells, missing, out)
+    except SlotCollision as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     if args.wandb:
         log_to_wandb(cells, out, args.wandb)
     print(report.read_text())

@@ -1,10 +1,12 @@
 """Strength curves, the strongest-baseline step-size table and the ablation table.
 
-`miga.report` calls `curve_sections(cells, out)`: from each cell's parameters (`Cell.params`:
-its `.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml`
-where not overridden) it draws one line per attack of success and stealth success against
-epsilon and against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from
-the summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown.
+`miga.report` calls `curve_sections(cells, out)`: from each cell's settings (`Cell.settings`:
+its group choices, its `.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from
+`.hydra/config.yaml` where not overridden) it draws success and stealth success against epsilon
+and against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the
+summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown. A line
+joins only cells equal in every setting but its x (so an L-inf and an L2 budget, or two noise
+levels, are never one curve); its legend names the settings that tell the lines apart.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import EPSILON, STEPS, cell_params  # noqa: F401  (cell_params: re-exported)
+from miga.report import EPSILON, STEPS, cell_params, varying_keys  # noqa: F401  (re-export)
 
 #: Each attack's step-size knob (the override that names it), in the order looked up.
 STEP_KNOBS = ("attack.optimizer.lr", "attack.step_fraction")
@@ -71,28 +73,34 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
-    """Per attack its step-size grid with the pick marked, then every attack at its best step."""
-    grids: dict[tuple[str, str], list[tuple[str, dict]]] = defaultdict(list)
+    """Per attack its step-size grid with the pick marked, then every attack at its best step.
+    A grid holds cells equal in every setting but the step size; where the sweep varies more
+    (e.g. two datasets), each grid is named by the settings that tell the grids apart."""
+    grids: dict[Line, list[tuple[str, dict]]] = defaultdict(list)
     for attack, params, summary in entries:
         knob = next((k for k in STEP_KNOBS if k in params), None)
         if knob is not None:
-            grids[(attack, knob)].append((params[knob], summary))
+            rest = sorted((k, str(v)) for k, v in params.items() if k not in (knob, "attack"))
+            grids[(("attack", attack), ("knob", knob), *rest)].append((params[knob], summary))
     if not grids:
         return ""
+    stripped = {key: tuple(kv for kv in key if kv[0] != "knob") for key in grids}
+    names = line_labels(list(set(stripped.values())))
     parts = [
         "## Step size (strongest-baseline protocol)\n",
         "Pick: highest success rate, then stealth success, then PSNR(D(x_n+δ), x).\n",
     ]
     best_rows = []
-    for (attack, knob), grid in sorted(grids.items()):
+    for key, grid in sorted(grids.items()):
+        knob, name = dict(key)["knob"], names[stripped[key]]
         grid.sort(key=lambda e: _num(e[0]))
         best = pick_best(grid)
         rows = [
             [f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
             for v, s in grid
         ]
-        parts.append(f"### {attack} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
-        best_rows.append([attack, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
+        parts.append(f"### {name} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
+        best_rows.append([name, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
     parts.append(
         "### At the best step size\n\n" + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n"
     )
@@ -100,26 +108,53 @@ def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str
 
 
 def ablation_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
-    """One row per ablation variant, the full attack first; only metrics some row has."""
-    rows = [(p[ABLATION_KEY], s) for _, p, s in entries if ABLATION_KEY in p]
-    if not rows:
+    """One row per ablation variant, the full attack first; only metrics some row has. Where
+    the sweep varies more than the variant, each row also names the settings that differ."""
+    cells = [(p, s) for _, p, s in entries if ABLATION_KEY in p]
+    if not cells:
         return ""
-    rows.sort(key=lambda r: (r[0] != "full", r[0]))
-    metrics = [m for m in ABLATION_METRICS if any(m in s for _, s in rows)]
-    body = [[name, *[_fmt(s, m) for m in metrics]] for name, s in rows]
+    others = [
+        k for k in varying_keys([{**p, ABLATION_KEY: ""} for p, _ in cells]) if k != ABLATION_KEY
+    ]
+    rows = []
+    for params, summary in cells:
+        extra = ", ".join(f"{k}={params.get(k, '(default)')}" for k in others)
+        rows.append((params[ABLATION_KEY], extra, summary))
+    rows.sort(key=lambda r: (r[1], r[0] != "full", r[0]))
+    metrics = [m for m in ABLATION_METRICS if any(m in s for _, _, s in rows)]
+    body = [
+        [f"{name} ({extra})" if extra else name, *[_fmt(s, m) for m in metrics]]
+        for name, extra, s in rows
+    ]
     return "## Ablation\n\n" + _table(["ablation", *metrics], body) + "\n"
 
 
-def _series(entries, x_key: str, fixed_key: str):  # noqa: ANN001, ANN202
-    """{(attack, fixed value): [(x, summary)]} for lines with at least two x values."""
-    lines: dict[tuple[str, str], list[tuple[float, dict]]] = defaultdict(list)
+Line = tuple[tuple[str, str], ...]
+
+
+def series(entries, x_key: str) -> dict[Line, list[tuple[float, dict]]]:  # noqa: ANN001
+    """{line: [(x, summary)]} for lines with at least two x values, where a line is the attack
+    and every other setting but `x_key`: cells that differ in anything but x are never joined."""
+    lines: dict[Line, list[tuple[float, dict]]] = defaultdict(list)
     for attack, params, summary in entries:
         if ABLATION_KEY in params or any(k in params for k in STEP_KNOBS) or x_key not in params:
             continue
-        lines[(attack, params.get(fixed_key, "?"))].append((_num(params[x_key]), summary))
+        rest = sorted((k, str(v)) for k, v in params.items() if k not in (x_key, "attack"))
+        lines[(("attack", attack), *rest)].append((_num(params[x_key]), summary))
     return {
         k: sorted(v, key=lambda e: e[0]) for k, v in lines.items() if len({x for x, _ in v}) > 1
     }
+
+
+def line_labels(lines: Sequence[Line]) -> dict[Line, str]:
+    """Each line's legend: its attack, then the settings that differ between the lines."""
+    differ = [k for k in varying_keys([dict(line) for line in lines]) if k != "attack"]
+    labels = {}
+    for line in lines:
+        values = dict(line)
+        extra = ", ".join(f"{k}={values.get(k, '(default)')}" for k in differ)
+        labels[line] = f"{values['attack']} ({extra})" if extra else values["attack"]
+    return labels
 
 
 def _errorbar(ax, xs, summaries, key: str, label: str, **style) -> None:  # noqa: ANN001
@@ -150,21 +185,19 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
     import matplotlib.pyplot as plt
 
     written = []
-    points = []  # (attack, success, psnr) for the trade-off plot
-    for x_key, fixed_key, name, scale in (
-        (EPSILON, STEPS, "epsilon", 255.0),
-        (STEPS, EPSILON, "steps", 1.0),
-    ):
-        lines = _series(entries, x_key, fixed_key)
+    points = []  # (line label, summary) for the trade-off plot
+    for x_key, name, scale in ((EPSILON, "epsilon", 255.0), (STEPS, "steps", 1.0)):
+        lines = series(entries, x_key)
         if not lines:
             continue
+        labels = line_labels(list(lines))
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-        for (attack, fixed), line in sorted(lines.items()):
+        for key, line in sorted(lines.items()):
             xs = [x * scale for x, _ in line]
-            label = f"{attack} ({fixed_key.split('.')[-1]}={fixed})"
+            label = labels[key]
             _errorbar(axes[0], xs, [s for _, s in line], "success_rate", label)
             _errorbar(axes[1], xs, [s for _, s in line], "stealth_success_rate", label)
-            points += [(attack, s) for _, s in line]
+            points += [(f"{label} vs {name}", s) for _, s in line]
         for ax, title in zip(axes, ("success rate", "stealth success rate")):
             ax.set_xscale("log", base=2)
             ax.set_xlabel("epsilon × 255" if name == "epsilon" else "steps")
@@ -172,17 +205,17 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
         written.append(save_figure(fig, out / f"curve_vs_{name}.png", *axes))
     if points:
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
-        by_attack: dict[str, list[dict]] = defaultdict(list)
-        for attack, summary in points:
-            by_attack[attack].append(summary)
-        for attack, summaries in sorted(by_attack.items()):
+        by_line: dict[str, list[dict]] = defaultdict(list)
+        for line_label, summary in points:
+            by_line[line_label].append(summary)
+        for line_label, summaries in sorted(by_line.items()):
             summaries.sort(key=lambda s: _num(s.get("success_rate")))
             ax.plot(
                 [_num(s.get("success_rate")) for s in summaries],
                 [_num(s.get("psnr_attacked")) for s in summaries],
                 marker="o",
                 ms=3,
-                label=attack,
+                label=line_label,
             )
         ax.set_xlabel("success rate")
         ax.set_ylabel("PSNR(D(x_n+δ), x) dB")
@@ -192,7 +225,7 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
 
 def curve_sections(cells: Sequence, out: Path) -> list[str]:  # noqa: ANN001
     """Markdown sections (curves, step size, ablation) for report.md; PNGs saved under `out`."""
-    entries = [(c.choices.get("attack", "?"), c.params, c.summary) for c in cells if c.finished]
+    entries = [(c.choices.get("attack", "?"), c.settings, c.summary) for c in cells if c.finished]
     sections = []
     pngs = draw_curves(entries, out)
     if pngs:

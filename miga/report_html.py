@@ -9,7 +9,6 @@ that `miga.report` drew (heat-maps, curves) and the image-grid callback saved in
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,22 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import METRIC_SPECS, METRICS, Cell, intervals, label, table, with_interval
+from miga.report import (
+    COLUMN_KEY,
+    METRIC_SPECS,
+    METRICS,
+    ROW_KEY,
+    Cell,
+    constants,
+    intervals,
+    label,
+    section_title,
+    sections,
+    slug,
+    sweep_keys,
+    table,
+    with_interval,
+)
 from miga.utils.results_dir import PROVENANCE_FILE
 
 #: The paper's effect, on the first screen: accuracy on D(x_n) vs D(x_n+δ), success, fidelity.
@@ -38,10 +52,8 @@ def _provenance(cell: Cell) -> dict:
 
 
 def varying(cells: Sequence[Cell]) -> list[str]:
-    """The choice keys that tell these cells apart (denoiser and dataset always): row labels."""
-    keys = sorted({k for c in cells for k in c.choices})
-    differ = [k for k in keys if len({c.choices.get(k) for c in cells}) > 1]
-    return ["denoiser", "dataset", *[k for k in differ if k not in ("denoiser", "dataset")]]
+    """The settings that tell these cells apart (denoiser and dataset always): row labels."""
+    return [ROW_KEY, COLUMN_KEY, *[k for k in sweep_keys(cells) if k not in (ROW_KEY, COLUMN_KEY)]]
 
 
 def _cell_view(cell: Cell, short: Sequence[str]) -> dict:
@@ -52,7 +64,7 @@ def _cell_view(cell: Cell, short: Sequence[str]) -> dict:
     return {
         "path": str(cell.path),
         "label": label(dict(sorted(cell.choices.items()))),
-        "short": label({k: cell.choices.get(k, "?") for k in short}),
+        "short": label({k: cell.setting(k) for k in short}),
         "finished": cell.finished,
         "rows_done": cell.rows_done,
         "headline": {
@@ -67,11 +79,9 @@ def _cell_view(cell: Cell, short: Sequence[str]) -> dict:
 
 
 def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
-    """One section per remaining factor (attack, defence, …): its tables, as in report.md."""
-    sections = []
-    for factor, group in itertools.groupby(sorted(cells, key=Cell.factor), key=Cell.factor):
-        group = list(group)
-        slug = "_".join(v for _, v in factor).replace("/", "-")
+    """One section per combination of the other varying settings: its tables, as in report.md."""
+    views = []
+    for key, group in sections(cells):
         tables = []
         for metric in METRICS:
             rows, columns, values = table(group, metric)
@@ -79,7 +89,7 @@ def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
                 continue
             cis = intervals(group, metric)
             name, direction, _ = METRIC_SPECS.get(metric, (metric, "", None))
-            heat = out / f"{metric}__{slug}.png"
+            heat = out / f"{metric}__{slug(key)}.png"
             tables.append(
                 {
                     "metric": metric,
@@ -93,8 +103,8 @@ def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
                     "heatmap": data_uri(heat) if heat.is_file() else None,
                 }
             )
-        sections.append({"label": label(dict(factor)), "tables": tables})
-    return sections
+        views.append({"label": section_title(key), "tables": tables})
+    return views
 
 
 def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
@@ -122,6 +132,8 @@ def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Pat
         cells=views,
         example=example,
         finished=sum(c.finished for c in cells),
+        varying=", ".join(sweep_keys(cells)) or "—",
+        constants=label(constants(cells)) or "—",
         failed=[v for v in views if not v["finished"]],
         missing=[label(m) for m in missing],
         sections=_sections(cells, out),

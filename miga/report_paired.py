@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from miga.callbacks.results_writer import SAMPLES_FILE, read_rows
 from miga.metrics.intervals import paired_bootstrap_diff
-from miga.report import Cell, label
+from miga.report import Cell, label, varying_keys
 from miga.report_curves import _table
 
 #: The attack every other one is compared with.
@@ -32,8 +32,7 @@ COLUMNS = {
 
 def _context(cell: Cell) -> tuple[tuple[str, str], ...]:
     """Everything the cell was run with except its attack (choices and overrides)."""
-    items = {**cell.choices, **cell.params}
-    return tuple(sorted((k, v) for k, v in items.items() if k != "attack"))
+    return tuple(sorted((k, v) for k, v in cell.settings.items() if k != "attack"))
 
 
 def _seed(cell: Cell) -> int:
@@ -68,8 +67,7 @@ def paired_rows(cells: Sequence[Cell]) -> list[list[str]]:
         if cell.finished and (cell.path / SAMPLES_FILE).is_file():
             groups[_context(cell)][cell.choices.get("attack", "?")] = cell
     groups = {c: g for c, g in groups.items() if REFERENCE in g and len(g) > 1}
-    contexts = [dict(c) for c in groups]
-    varying = {k for c in contexts for k in c if len({d.get(k) for d in contexts}) > 1}
+    varying = set(varying_keys([dict(c) for c in groups]))
     rows = []
     for context, by_attack in sorted(groups.items()):
         reference = by_attack[REFERENCE]

@@ -1,10 +1,11 @@
 """The sensor threat model in the report: how much of an attack's effect survives noise draws
 it never saw (miga.data.sensor; docs/threat_models.md).
 
-One row per attack and K (EOT draws per attack step; 0 = the white-box δ fitted to the cell's
-own x_n): success on the cell's x_n (the draw a K = 0 attack fitted; for K ≥ 1 one more draw
-the attack never saw), and on the M fresh draws (mean, spread across draws, 95 % interval over
-images). `sensor_success.png` draws the fresh-draw success against K.
+One row per attack (and any other setting the sweep varies) and K (EOT draws per attack step;
+0 = the white-box δ fitted to the cell's own x_n): success on the cell's x_n (the draw a K = 0
+attack fitted; for K ≥ 1 one more draw the attack never saw), and on the M fresh draws (mean,
+spread across draws, 95 % interval over images). `sensor_success.png` draws the fresh-draw
+success against K.
 """
 
 from __future__ import annotations
@@ -13,20 +14,25 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from miga.report import ATTACK_DRAWS, Cell
-from miga.report_curves import _fmt, _num, _table, save_figure
+from miga.report import ATTACK_DRAWS, Cell, key_of, sweep_keys
+from miga.report_curves import _fmt, _num, _table, line_labels, save_figure
 
 KEY = "sensor_success_rate"
 
 
 def _entries(cells: Sequence[Cell]) -> dict[str, list[tuple[int, dict]]]:
-    """{attack: [(K, summary)]} over finished cells scored under the sensor model, K sorted."""
-    by_attack: dict[str, list[tuple[int, dict]]] = defaultdict(list)
-    for cell in cells:
-        if cell.finished and KEY in cell.summary:
-            draws = int(_num(cell.params.get(ATTACK_DRAWS, "nan")))
-            by_attack[cell.choices.get("attack", "?")].append((draws, cell.summary))
-    return {a: sorted(e, key=lambda x: x[0]) for a, e in sorted(by_attack.items())}
+    """{line: [(K, summary)]} over finished cells scored under the sensor model, K sorted; a
+    line is the attack and the other settings that vary across the sweep (labelled by those
+    that differ between lines), so cells that differ in anything but K are never one line."""
+    scored = [c for c in cells if c.finished and KEY in c.summary]
+    keys = [k for k in sweep_keys(scored) if k not in ("attack", ATTACK_DRAWS)]
+    lines: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
+    for cell in scored:
+        draws = int(_num(cell.params.get(ATTACK_DRAWS, "nan")))
+        line = (("attack", cell.choices.get("attack", "?")), *key_of(cell, keys))
+        lines[line].append((draws, cell.summary))
+    labels = line_labels(list(lines))
+    return {labels[k]: sorted(e, key=lambda x: x[0]) for k, e in sorted(lines.items())}
 
 
 def sensor_table(entries: dict[str, list[tuple[int, dict]]]) -> str:

@@ -9,12 +9,11 @@ same with `downstream` and `downstream@surrogate.downstream`.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import FACTORS, OPTIONAL_FACTORS, Cell, heatmap, label, markdown_table
+from miga.report import Cell, heatmap, key_of, label, markdown_table, place, slug, sweep_keys
 
 #: (victim key, surrogate key) of each kind of transfer
 PAIRS = (
@@ -31,10 +30,8 @@ def attacked_through(cell: Cell, victim: str, surrogate: str) -> str:
     return cell.choices.get(victim, "?") if value in UNSET else value
 
 
-def _context(cell: Cell, victim: str, surrogate: str) -> tuple[tuple[str, str], ...]:
-    """The other factors (dataset, attack, …): one matrix per combination of them."""
-    keys = [k for k in ("dataset", *FACTORS, *OPTIONAL_FACTORS) if k not in (victim, surrogate)]
-    return tuple((k, v) for k in keys if (v := cell.choices.get(k)) not in UNSET)
+def _slot(cell: Cell, victim: str, surrogate: str) -> tuple[str, str]:
+    return attacked_through(cell, victim, surrogate), cell.choices.get(victim, "?")
 
 
 def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
@@ -44,34 +41,33 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
         varied = [c for c in cells if c.finished and c.choices.get(surrogate) not in UNSET]
         if not varied:
             continue
-
-        key = functools.partial(_context, victim=victim, surrogate=surrogate)
-        finished = sorted((c for c in cells if c.finished), key=key)
-        for context, group in itertools.groupby(finished, key=key):
-            group = list(group)
+        # One matrix per combination of every other setting that varies across the sweep.
+        keys = [k for k in sweep_keys(cells) if k not in (victim, surrogate)]
+        groups: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
+        for cell in (c for c in cells if c.finished):
+            groups.setdefault(key_of(cell, keys), []).append(cell)
+        for context, group in sorted(groups.items()):
             if not any(c.choices.get(surrogate) not in UNSET for c in group):
                 continue
-            title = label(context)
-            slug = f"{victim}_" + "_".join(v for _, v in context).replace("/", "-")
+            title = label(context) or "all cells"
+            stem = f"{victim}_{slug(context)}"
+            # the diagonal is reachable twice (no surrogate, or the victim's own): an error
+            slot = functools.partial(_slot, victim=victim, surrogate=surrogate)
+            placed = place(group, slot, f"the {victim} transfer matrix")
             sections.append(f"## Transfer of {victim}s ({title})\n")
             sections.append(
                 f"Rows: the {victim} the attack optimised through; columns: the {victim} that "
                 "scored the rows. Diagonal: white-box.\n"
             )
             for metric in METRICS:
-                values = {
-                    (attacked_through(c, victim, surrogate), c.choices.get(victim, "?")): (
-                        c.summary.get(metric)
-                    )
-                    for c in group
-                }
+                values = {slot: c.summary.get(metric) for slot, c in placed.items()}
                 if not any(v is not None for v in values.values()):
                     continue
                 cis = intervals_by(group, metric, victim, surrogate)
                 names = sorted({name for pair in values for name in pair})
                 sections.append(markdown_table(metric, names, names, values, cis) + "\n")
                 heatmap(
-                    out / f"transfer_{metric}__{slug}.png",
+                    out / f"transfer_{metric}__{stem}.png",
                     f"transfer of {victim}s (rows: attacked through, columns: scored by), {title}",
                     names,
                     names,
@@ -84,7 +80,7 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
 def intervals_by(cells: Sequence[Cell], metric: str, victim: str, surrogate: str) -> dict:
     """(attacked through, scored by) → the cell's 95 % interval of `metric`, where it has one."""
     return {
-        (attacked_through(c, victim, surrogate), c.choices.get(victim, "?")): ci
+        _slot(c, victim, surrogate): ci
         for c in cells
         if (ci := c.summary.get(metric + CI_SUFFIX)) is not None
     }

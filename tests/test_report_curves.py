@@ -84,3 +84,20 @@ def test_cell_params_reads_overrides_and_config(tmp_path: Path) -> None:
         "ablation": "no_mi",
         "attack.steps": "7",
     }
+
+
+def test_stepsize_and_ablation_keep_apart_cells_that_differ_in_another_setting() -> None:
+    """Two datasets in one sweep: one grid (and one pick) per dataset, one ablation row per
+    (variant, dataset), each named by the dataset: no row stands for two cells."""
+    success = {("a", "0.1"): 0.5, ("a", "0.01"): 0.9, ("b", "0.1"): 0.5, ("b", "0.01"): 0.2}
+    entries = [
+        ("miga", {"attack.optimizer.lr": lr, "dataset": d}, _s(r)) for (d, lr), r in success.items()
+    ]
+    text = stepsize_section(entries)
+    assert "| miga (dataset=a) | attack.optimizer.lr=0.01 |" in text  # 0.9 beats 0.5
+    assert "| miga (dataset=b) | attack.optimizer.lr=0.1 |" in text  # 0.5 beats 0.2
+    variants = [{"ablation": n, "dataset": d} for d in "ab" for n in ("x", "full")]
+    entries = [("miga", params, _s(0.5)) for params in variants]
+    rows = [line for line in ablation_section(entries).splitlines() if line.startswith("| ")]
+    names = [r.split("|")[1].strip() for r in rows[1:]]
+    assert names == ["full (dataset=a)", "x (dataset=a)", "full (dataset=b)", "x (dataset=b)"]

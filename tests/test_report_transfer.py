@@ -32,8 +32,8 @@ def test_the_matrix_puts_each_cell_at_attacked_through_by_scored_by(tmp_path: Pa
     assert "| a | 21.00 | 20.25 |" in section  # psnr_attacked, same layout
     pngs = sorted(p.name for p in (tmp_path / "report").glob("transfer_*.png"))
     assert pngs == [
-        "transfer_psnr_attacked__denoiser_demo_miga.png",
-        "transfer_success_rate__denoiser_demo_miga.png",
+        "transfer_psnr_attacked__denoiser_all.png",
+        "transfer_success_rate__denoiser_all.png",
     ]
 
 
