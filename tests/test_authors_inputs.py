@@ -99,6 +99,21 @@ def test_items_carry_the_noisy_file_transformed_like_the_clean_one(tmp_path):
     assert cropped[1]["image"].shape == (3, 32, 32)
 
 
+def test_native_pairs_resize_the_reference_to_the_image_and_read_the_twin(tmp_path):
+    root = tmp_path / "pairs"
+    write_image(root / "origin" / "1.png", seed=1, size=(30, 20))
+    write_image(root / "target" / "1.png", seed=2, size=(15, 10))
+    make_noisy(root, tmp_path / "noisy", sigma=25)
+    pairs = PairedImages(root, size=None, noisy_root=tmp_path / "noisy")
+    item = pairs[0]
+    assert item["image"].shape == item["noisy"].shape == item["reference"].shape == (3, 20, 30)
+    target = Image.open(root / "target" / "1.png").resize((30, 20), Image.BILINEAR)
+    assert torch.equal(item["reference"], as_tensor(np.asarray(target)))  # the authors' resize
+    assert torch.equal(item["noisy"], as_tensor(pixels(tmp_path / "noisy" / "origin" / "1.png")))
+    # the target folder gets twins too (make_noisy mirrors everything), but only origin's are read
+    assert not torch.equal(item["noisy"], item["image"])
+
+
 def test_a_missing_twin_names_the_file_and_the_naming_scheme(tmp_path):
     clean, noisy = imagenet_pair(tmp_path)
     (noisy / "val" / IMAGENET10[0] / "img0.png").unlink()

@@ -23,7 +23,9 @@ from torch.utils.data import default_collate
 IMAGE_KEYS = ("image", "noisy", "reference")
 
 
-def center_offsets(height: int, width: int, padded_height: int, padded_width: int) -> tuple[int, int]:
+def center_offsets(
+    height: int, width: int, padded_height: int, padded_width: int
+) -> tuple[int, int]:
     """(top, left) of an h×w image centred in an H×W canvas, as the authors' `F.pad` placed it."""
     if height > padded_height or width > padded_width:
         raise ValueError(
@@ -83,7 +85,9 @@ class PadCenter:
             sizes.append(shapes[keys[0]])
         height = max(h for h, _ in sizes)
         width = max(w for _, w in sizes)
-        batch = default_collate([{k: v for k, v in item.items() if k not in keys} for item in items])
+        batch = default_collate(
+            [{k: v for k, v in item.items() if k not in keys} for item in items]
+        )
         for key in keys:
             batch[key] = torch.stack([pad_center(item[key], height, width) for item in items])
         batch["size"] = torch.tensor(sizes, dtype=torch.long)
