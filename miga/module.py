@@ -24,6 +24,7 @@ from torch import nn
 from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
+from miga.data.collate import crop_center
 from miga.data.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorers, scorer_list
 
@@ -125,7 +126,8 @@ class AttackModule(L.LightningModule):
         clean, index = batch["image"].contiguous(memory_format=self.memory_format), batch["index"]
         clean = clean.float()
         with full_precision(clean.device):
-            noisy = self.noise(clean, index, self.seed)
+            # `stored`: the dataset's pre-noised image (dataset.noisy_root) for noise=from_disk
+            noisy = self.noise(clean, index, self.seed, stored=batch.get("noisy"))
             denoised = self.victim.evaluate(noisy, index, self.seed).float()
         return AttackInputs(
             clean=clean,
@@ -162,6 +164,7 @@ class AttackModule(L.LightningModule):
                 label=inputs.label,
                 reference=inputs.reference,
                 downstream=self.downstream,
+                sizes=batch.get("size"),
             )
             columns = {"white_box": torch.full((len(delta),), float(self.white_box))}
             for scorer in self.scorers:
@@ -193,7 +196,10 @@ class AttackModule(L.LightningModule):
         count = max(0, min(self.grid_images - self.images_sent, len(outcome.clean)))
         self.images_sent += count
         panels = {
-            name: getattr(outcome, name)
+            name: getattr(outcome, name)[:count]
             for name in ("clean", "noisy", "denoised", "perturbed", "attacked", "delta")
         }
+        if outcome.sizes is not None:  # padded batch (loader=pad_center): each image cut back
+            sizes = outcome.sizes[:count]
+            panels = {name: [c[0] for c in crop_center(v, sizes)] for name, v in panels.items()}
         return ImageGrids.images_for(panels, count)

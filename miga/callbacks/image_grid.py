@@ -138,6 +138,14 @@ class ImageGrids(Callback):
                 )
 
     @staticmethod
-    def images_for(outcome_images: dict[str, Tensor], count: int) -> dict[str, Tensor]:
-        """The first `count` samples' panels, on the CPU (what a prediction carries)."""
-        return {name: torch.as_tensor(outcome_images[name][:count]).cpu() for name in PANELS}
+    def images_for(
+        outcome_images: dict[str, Tensor | list[Tensor]], count: int
+    ) -> dict[str, Tensor | list[Tensor]]:
+        """The first `count` samples' panels, on the CPU (what a prediction carries): a batch
+        tensor, or a list of per-image tensors when sizes differ (padded batches cut back)."""
+        return {
+            name: [image.cpu() for image in images[:count]]
+            if isinstance(images, list)
+            else torch.as_tensor(images[:count]).cpu()
+            for name, images in ((name, outcome_images[name]) for name in PANELS)
+        }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -13,7 +14,9 @@ class PredictDataModule(L.LightningDataModule):
 
     `task` records what the dataset's semantics are scored by (classification, ocr, style, …).
     Items must carry their global `index`: results are keyed by it, so skipping finished
-    samples on resume (`skip`) changes nothing about the rows that remain.
+    samples on resume (`skip`) changes nothing about the rows that remain. `collate_fn` batches
+    the items (None: PyTorch's default, which needs equal sizes; `loader=pad_center`:
+    `miga.data.collate.PadCenter`, native sizes with centred zero padding).
     """
 
     def __init__(
@@ -21,6 +24,7 @@ class PredictDataModule(L.LightningDataModule):
         dataset: Dataset,
         batch_size: int = 8,
         num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -28,6 +32,7 @@ class PredictDataModule(L.LightningDataModule):
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.collate_fn = collate_fn
         self.skip: Collection[int] = ()
 
     def skip_indices(self, done: Collection[int]) -> None:
@@ -45,4 +50,5 @@ class PredictDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
         )

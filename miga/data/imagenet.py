@@ -42,8 +42,9 @@ from miga.data.images import (
     image_files,
     read_rgb,
     require_dir,
-    resize_center_crop,
+    resize_crop_or_native,
 )
+from miga.data.noisy_files import NoisyTwins
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,8 @@ class ImageNet(AuditedDataset):
         root: folder holding `train/` and `val/`.
         split: sub-folder to read (`val`, `train`).
         classes: `imagenet10`, `all` or a list of WNIDs (see the module doc).
-        size: side of the center crop; resize: shorter side before cropping.
+        size: side of the center crop; resize: shorter side before cropping. `size=None`:
+            native size, no resize or crop (batch with `loader=pad_center`).
         limit: images per class (None: all).
         label_file: ground truth for a flat split folder (None: Kaggle CSV searched for).
         on_bad_image: `raise` | `skip` for unreadable/truncated/unlabelled files, missing images
@@ -182,6 +184,8 @@ class ImageNet(AuditedDataset):
         verify: decode every selected image once at construction (finds truncated files first).
         transform: optional PIL → PIL (size×size) transform replacing resize + center crop
             (training augmentation).
+        noisy_root: a folder mirroring `root` with pre-noised images (`miga.data.noisy_files`);
+            items then carry "noisy", resized and cropped like "image" (use `noise=from_disk`).
     """
 
     def __init__(
@@ -189,8 +193,8 @@ class ImageNet(AuditedDataset):
         root: str | Path,
         split: str = "val",
         classes: str | Sequence[str] = "imagenet10",
-        size: int = 224,
-        resize: int = 256,
+        size: int | None = 224,
+        resize: int | None = 256,
         limit: int | None = None,
         label_file: str | Path | None = None,
         interpolation: str = "bilinear",
@@ -198,6 +202,7 @@ class ImageNet(AuditedDataset):
         on_non_rgb: OnNonRGB = "convert",
         verify: bool = True,
         transform: Callable[[Image.Image], Image.Image] | None = None,
+        noisy_root: str | Path | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"dataset limit must be >= 1 or null, got {limit}")
@@ -248,6 +253,26 @@ class ImageNet(AuditedDataset):
             )
         self.audit.summarise(str(self.split_dir))
         self.class_names = {label_of[w]: class_description(w) for w in self.wnids}
+        self.noisy: list[Path] | None = None
+        if noisy_root is not None:
+            self._pair_noisy(NoisyTwins(noisy_root, self.root), transform)
+
+    def _pair_noisy(self, twins: NoisyTwins, transform: object) -> None:
+        """Keep the samples whose noisy twin is usable; `self.noisy` lists the twins."""
+        if transform is not None:
+            raise ValueError(
+                "dataset.noisy_root cannot be combined with a training transform: a random "
+                "transform would crop the clean and the noisy image differently"
+            )
+        kept, noisy = [], []
+        for path, label in self.samples:
+            twin = twins.check(path, self.audit)
+            if twin is not None:
+                kept.append((path, label))
+                noisy.append(twin)
+        if not kept:
+            raise BadImageError(f"{twins.root}: no usable pre-noised image for {self.split_dir}")
+        self.samples, self.noisy = kept, noisy
 
     def _from_class_folders(
         self, class_dirs: dict[str, Path], label_of: dict[str, int]
@@ -285,11 +310,17 @@ class ImageNet(AuditedDataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        path, label = self.samples[index]
+    def _load(self, path: Path) -> Tensor:
         image = read_rgb(path)
         if self.transform is not None:
             image = self.transform(image)
         else:
-            image = resize_center_crop(image, self.resize, self.size, self.interpolation)
-        return {"image": to_tensor(image), "label": label, "index": index}
+            image = resize_crop_or_native(image, self.resize, self.size, self.interpolation)
+        return to_tensor(image)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+        path, label = self.samples[index]
+        item: dict[str, Tensor | int] = {"image": self._load(path), "label": label, "index": index}
+        if self.noisy is not None:
+            item["noisy"] = self._load(self.noisy[index])
+        return item

@@ -180,6 +180,16 @@ def resize_center_crop(
     return TF.center_crop(image, [crop, crop])
 
 
+def resize_crop_or_native(
+    image: Image.Image, resize: int | None, crop: int | None, interpolation: str = "bilinear"
+) -> Image.Image:
+    """`resize_center_crop`, or the image unchanged when `crop` is None (native size: the
+    authors' unknown-task protocol; batch such items with `loader=pad_center`)."""
+    if crop is None:
+        return image
+    return resize_center_crop(image, resize or crop, crop, interpolation)
+
+
 class AuditedDataset(Dataset):
     """A dataset whose files pass a `FileAudit`: what it skipped and converted, for the results
     (`n_skipped_files`) and for the researcher."""

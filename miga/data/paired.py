@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from PIL import Image
 from torch import Tensor
 
 from miga.data.demo_photos import to_tensor
@@ -31,8 +32,9 @@ from miga.data.images import (
     natural_key,
     read_rgb,
     require_dir,
-    resize_center_crop,
+    resize_crop_or_native,
 )
+from miga.data.noisy_files import NoisyTwins
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +50,22 @@ class PairedImages(AuditedDataset):
     Args:
         root: the folder holding the pairs (or `origin/` and `target/`).
         size: side of the square crop; resize: shorter side before cropping (default `size`).
+            `size=None`: native size (the authors' unknown-task protocol; batch with
+            `loader=pad_center`); a reference of another size is resized (bilinear) to its
+            image's size, as the authors' script does.
         limit: keep the first `limit` usable pairs (None: all).
         target_suffix: stem suffix of references in the one-folder layout.
         origin_dir, target_dir: folder names of the two-folder layout.
         verify: decode every selected image once at construction.
+        noisy_root: a folder mirroring `root` with pre-noised originals (`miga.data.noisy_files`:
+            `<noisy_root>/<name>.png` or `<noisy_root>/origin/<name>.png`); items then carry
+            "noisy", resized and cropped like "image" (use `noise=from_disk`).
     """
 
     def __init__(
         self,
         root: str | Path,
-        size: int = 256,
+        size: int | None = 256,
         resize: int | None = None,
         limit: int | None = None,
         target_suffix: str = "_target",
@@ -67,6 +75,7 @@ class PairedImages(AuditedDataset):
         on_bad_image: OnBadImage = "raise",
         on_non_rgb: OnNonRGB = "convert",
         verify: bool = True,
+        noisy_root: str | Path | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"dataset limit must be >= 1 or null, got {limit}")
@@ -102,6 +111,14 @@ class PairedImages(AuditedDataset):
                 f"{self.root}: no usable (image, reference) pairs; expected <name>.png + "
                 f"<name>{target_suffix}.png, or {origin_dir}/ + {target_dir}/ with matching names"
             )
+        self.noisy: list[Path] | None = None
+        if noisy_root is not None:
+            twins = NoisyTwins(noisy_root, self.root)
+            kept = [(pair, twins.check(pair[0], self.audit)) for pair in self.pairs]
+            self.pairs = [pair for pair, twin in kept if twin is not None]
+            self.noisy = [twin for _, twin in kept if twin is not None]
+            if not self.pairs:
+                raise BadImageError(f"{twins.root}: no usable pre-noised image for {self.root}")
         self.audit.summarise(str(self.root))
 
     def _by_stem(self, folder: Path) -> dict[str, Path]:
@@ -124,10 +141,22 @@ class PairedImages(AuditedDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _load(self, path: Path) -> Tensor:
-        image = resize_center_crop(read_rgb(path), self.resize, self.size, self.interpolation)
+    def _load(self, path: Path, native_size: tuple[int, int] | None = None) -> Tensor:
+        image = read_rgb(path)
+        if self.size is None and native_size is not None and image.size != native_size:
+            image = image.resize(native_size, Image.BILINEAR)
+        image = resize_crop_or_native(image, self.resize, self.size, self.interpolation)
         return to_tensor(image)
 
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
         origin, target = self.pairs[index]
-        return {"image": self._load(origin), "reference": self._load(target), "index": index}
+        with Image.open(origin) as header:
+            native = header.size
+        item: dict[str, Tensor | int] = {
+            "image": self._load(origin),
+            "reference": self._load(target, native),
+            "index": index,
+        }
+        if self.noisy is not None:
+            item["noisy"] = self._load(self.noisy[index])
+        return item

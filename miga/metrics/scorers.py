@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from miga.attacks.base import AttackResult
+from miga.data.collate import crop_center
 from miga.metrics.quality import psnr, ssim
 
 Columns = dict[str, Tensor]
@@ -44,6 +45,8 @@ class Outcome:
     label: Tensor | None = None
     reference: Tensor | None = None
     downstream: nn.Module | None = None
+    #: (B, 2) each image's (h, w) inside a padded batch (loader=pad_center); None: not padded.
+    sizes: Tensor | None = None
 
 
 class Scorer(ABC):
@@ -55,30 +58,37 @@ class Scorer(ABC):
 
 
 class ImageQuality(Scorer):
-    """PSNR/SSIM of D(x_n) and D(x_n+δ) against x, of D(x_n+δ) against D(x_n), of x_n+δ vs x_n."""
+    """PSNR/SSIM of D(x_n) and D(x_n+δ) against x, of D(x_n+δ) against D(x_n), of x_n+δ vs x_n.
+
+    In a padded batch (`loader=pad_center`) each image is scored on its own region only."""
 
     def __call__(self, o: Outcome) -> Columns:
+        n = o.sizes  # padded batches: each image scored on its unpadded region
         return {
-            "psnr_noisy": psnr(o.noisy, o.clean),
-            "psnr_denoised": psnr(o.denoised, o.clean),
-            "psnr_attacked": psnr(o.attacked, o.clean),
-            "psnr_attacked_vs_denoised": psnr(o.attacked, o.denoised),
-            "psnr_perturbed_vs_noisy": psnr(o.perturbed, o.noisy),
-            "ssim_denoised": ssim(o.denoised, o.clean),
-            "ssim_attacked": ssim(o.attacked, o.clean),
-            "ssim_attacked_vs_denoised": ssim(o.attacked, o.denoised),
+            "psnr_noisy": psnr(o.noisy, o.clean, n),
+            "psnr_denoised": psnr(o.denoised, o.clean, n),
+            "psnr_attacked": psnr(o.attacked, o.clean, n),
+            "psnr_attacked_vs_denoised": psnr(o.attacked, o.denoised, n),
+            "psnr_perturbed_vs_noisy": psnr(o.perturbed, o.noisy, n),
+            "ssim_denoised": ssim(o.denoised, o.clean, n),
+            "ssim_attacked": ssim(o.attacked, o.clean, n),
+            "ssim_attacked_vs_denoised": ssim(o.attacked, o.denoised, n),
         }
 
 
 class PerturbationSize(Scorer):
-    """‖δ‖∞, ‖δ‖₂ and mean(δ) of each image (δ in [0,1] units)."""
+    """‖δ‖∞, ‖δ‖₂ and mean(δ) of each image (δ in [0,1] units); in a padded batch, of the δ
+    on the image's own region (what the padding carries reaches no image)."""
 
     def __call__(self, o: Outcome) -> Columns:
-        flat = o.delta.flatten(1)
+        if o.sizes is None:
+            flats = [o.delta.flatten(1)]
+        else:
+            flats = [crop.flatten(1) for crop in crop_center(o.delta, o.sizes)]
         return {
-            "linf": flat.abs().amax(dim=1),
-            "l2": flat.norm(dim=1),
-            "delta_mean": flat.mean(dim=1),
+            "linf": torch.cat([flat.abs().amax(dim=1) for flat in flats]),
+            "l2": torch.cat([flat.norm(dim=1) for flat in flats]),
+            "delta_mean": torch.cat([flat.mean(dim=1) for flat in flats]),
         }
 
 
@@ -116,7 +126,7 @@ class Classification(Scorer):
         correct = {name: (pred == o.label).float() for name, pred in preds.items()}
         eligible = correct["denoised"].bool()
         flipped = 1.0 - correct["attacked"]
-        stealthy = (psnr(o.attacked, o.denoised) >= self.stealth_psnr_db).float()
+        stealthy = (psnr(o.attacked, o.denoised, o.sizes) >= self.stealth_psnr_db).float()
         nan = torch.full_like(flipped, float("nan"))
         columns = {
             **{f"pred_{name}": pred for name, pred in preds.items()},
@@ -163,7 +173,9 @@ class DeltaPSNR(Scorer):
     """`delta_psnr` = PSNR(D(x_n), x) − PSNR(D(x_n+δ), x) in dB: the quality the attack costs."""
 
     def __call__(self, o: Outcome) -> Columns:
-        return {"delta_psnr": psnr(o.denoised, o.clean) - psnr(o.attacked, o.clean)}
+        return {
+            "delta_psnr": psnr(o.denoised, o.clean, o.sizes) - psnr(o.attacked, o.clean, o.sizes)
+        }
 
 
 class TargetedSuccess(Scorer):

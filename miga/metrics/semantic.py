@@ -127,8 +127,8 @@ class ReferenceSimilarity(Scorer):
                 f"differ in shape: the dataset must give both at the same size"
             )
         return {
-            "psnr_attacked_vs_reference": psnr(o.attacked, o.reference),
-            "ssim_attacked_vs_reference": ssim(o.attacked, o.reference),
-            "psnr_denoised_vs_reference": psnr(o.denoised, o.reference),
-            "ssim_denoised_vs_reference": ssim(o.denoised, o.reference),
+            "psnr_attacked_vs_reference": psnr(o.attacked, o.reference, o.sizes),
+            "ssim_attacked_vs_reference": ssim(o.attacked, o.reference, o.sizes),
+            "psnr_denoised_vs_reference": psnr(o.denoised, o.reference, o.sizes),
+            "ssim_denoised_vs_reference": ssim(o.denoised, o.reference, o.sizes),
         }
