@@ -165,7 +165,7 @@ def one_line_reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Exit code contract: 0 when the cell is done; otherwise non-zero and one line on stderr
     (`miga: error: <reason>`; the traceback goes to `<run dir>/error.txt`). Inside `-m` a failed
