@@ -331,7 +331,7 @@ def measure(argv: list[str], opts: dict[str, Any], overrides: list[str]) -> dict
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_attack_step")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="bench_attack_step")
 def main(cfg: DictConfig) -> dict[str, Any]:
     opts = {key: cfg[key] for key in BENCH_KEYS}
     argv = list(HydraConfig.get().overrides.task)

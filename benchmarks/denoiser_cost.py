@@ -95,7 +95,7 @@ def measure(
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_denoiser_cost")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="bench_denoiser_cost")
 def main(cfg: DictConfig) -> None:
     devices = list(cfg.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]))
     modes = {"off": [False], "on": [True], "both": [False, True]}[str(cfg.checkpointing)]

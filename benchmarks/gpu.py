@@ -509,7 +509,7 @@ def output_path(cfg: DictConfig, result: dict[str, Any]) -> Path | None:
     return RESULTS / f"gpu-{slug(result['versions']['device'])}.json"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gpu")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="bench_gpu")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     result = run(cfg)

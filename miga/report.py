@@ -24,6 +24,8 @@ import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -240,14 +242,31 @@ def sweep_values(key: str, value: str, record: DictConfig) -> list[str]:
 
 
 def group_options(group: str, record: DictConfig) -> list[str]:
-    """The options of config group `group` in the sweep's primary config dir (multirun.yaml's
-    `hydra.runtime.config_sources`; this package's conf/ when it does not say)."""
+    """The options of config group `group` in the sweep's config sources (multirun.yaml's
+    `hydra.runtime.config_sources`: the primary `pkg://miga.conf` and the user's own folders of
+    `hydra.searchpath`; this package's conf/ when it does not say)."""
     roots = [
-        Path(source.path)
+        source_root(source)
         for source in OmegaConf.select(record, "hydra.runtime.config_sources") or []
-        if source.get("schema") == "file" and source.get("provider") == "main"
-    ] or [Path(__file__).resolve().parents[1] / "conf"]
-    return sorted(p.stem for root in roots for p in (root / group).glob("*.yaml"))
+        if source.get("schema") in ("file", "pkg") and source.get("provider") != "hydra"
+    ] or [resources.files("miga.conf")]
+    return sorted(
+        {p.name[: -len(".yaml")] for root in roots for p in options_in(root / group)}
+    )
+
+
+def source_root(source: DictConfig) -> Traversable:
+    """A config source's folder: a path (`file://`) or a package's files (`pkg://`)."""
+    if source.schema == "file":
+        return Path(source.path)
+    return resources.files(source.path.replace("/", "."))
+
+
+def options_in(folder: Traversable) -> list[Traversable]:
+    """The YAML files directly in `folder` (none when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_file() and p.name.endswith(".yaml")]
 
 
 def missing_cells(expected: Sequence[dict[str, str]], cells: Sequence[Cell]) -> list[dict]:

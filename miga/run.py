@@ -26,6 +26,7 @@ from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
 from miga.callbacks.signals import StopOnSigterm
+from miga.contracts import check_cell, config_targets
 from miga.data.datamodule import PredictDataModule
 from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
@@ -106,6 +107,7 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     )
     try:
         module = build_module(cfg)
+        check_cell(module, datamodule.dataset, config_targets(cfg))
         writer.class_names = getattr(module.downstream, "class_names", None)
         trainer.predict(module, datamodule=datamodule, return_predictions=False)
         trainer.strategy.barrier("results written")  # every rank's rows are on disk
@@ -171,7 +173,7 @@ def one_line_reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Exit code contract: 0 when the cell is done; otherwise non-zero and one line on stderr
     (`miga: error: <reason>`; the traceback goes to `<run dir>/error.txt`). Inside `-m` a failed

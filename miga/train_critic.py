@@ -157,7 +157,7 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_critic")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="train_critic")
 def main(cfg: DictConfig) -> None:
     train_critic(cfg)
 

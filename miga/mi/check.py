@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from miga.mi.gaussian import fit_on_correlated_gaussians, true_mi
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="mi_check")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="mi_check")
 def main(cfg: DictConfig) -> None:
     torch.manual_seed(cfg.seed)  # critic initialisation
     estimator = instantiate(cfg.mi_estimator)

@@ -130,7 +130,7 @@ def accuracy(net: nn.Module, dataset: Dataset, batch_size: int = 64) -> float:
     return correct / max(1, total)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="zoo_finetune")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="zoo_finetune")
 def main(cfg: DictConfig) -> None:
     started = time.perf_counter()
     net = timm_net(cfg.model_name, cfg.init_checkpoint, cfg.num_classes, adapt_head=True)

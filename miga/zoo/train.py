@@ -95,7 +95,7 @@ def evaluate_on_demo(
     }
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="zoo_train")
+@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="zoo_train")
 def main(cfg: DictConfig) -> None:
     started = time.perf_counter()
     net = instantiate(cfg.denoiser.net)
