@@ -110,7 +110,7 @@ def test_sensor_views_give_the_reference_rows(setting) -> None:
 
 def _reads(attack: Attack, setting) -> int:
     victim, inputs = setting
-    with torch.enable_grad(), HostReads(under="miga/") as reads:
+    with torch.enable_grad(), HostReads() as reads:
         attack(inputs, victim)
     return reads.count
 
