@@ -24,8 +24,19 @@ TESTS = [
     "tests/test_loop_equivalence.py::test_without_a_stopping_rule_the_loop_reads_the_device_once_per_batch[miga]",
 ]
 #: Never copied when the tree is not a git checkout (build, run and cache output).
-NOT_SOURCE = (".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
-              "outputs", "multirun", "wandb", "checkpoints", "data")
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+    "outputs",
+    "multirun",
+    "wandb",
+    "checkpoints",
+    "data",
+)
 
 
 def _source_files() -> list[Path] | None:
@@ -34,7 +45,9 @@ def _source_files() -> list[Path] | None:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO, capture_output=True, check=True,
+            cwd=REPO,
+            capture_output=True,
+            check=True,
         ).stdout.decode()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -68,7 +81,12 @@ def test_a_clone_named_miga_with_its_venv_inside_passes_the_host_read_tests(tmp_
     env = {**os.environ, "PYTHONPATH": str(clone), "OMP_NUM_THREADS": "1"}
     where = subprocess.run(
         [str(python), "-c", "import miga, torch; print(miga.__file__); print(torch.__file__)"],
-        cwd=clone, env=env, capture_output=True, text=True, check=True, timeout=120,
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout.split("\n")
     # the trap is set: our package from the clone, torch from inside the clone's folder
     assert Path(where[0]).is_relative_to(clone / "miga")
@@ -76,7 +94,11 @@ def test_a_clone_named_miga_with_its_venv_inside_passes_the_host_read_tests(tmp_
 
     done = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *TESTS],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=600,
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "6 passed" in done.stdout  # five HostReads tests and the loop's read count
