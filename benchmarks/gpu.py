@@ -164,11 +164,11 @@ def part_step(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, An
 
 
 def host_reads_per_step(cell: Cell) -> float:
-    """(reads in 3 steps − reads in 1 step) / 2 by code under miga/: 0 when every step's
+    """(reads in 3 steps − reads in 1 step) / 2 by the miga package's own code: 0 when every step's
     bookkeeping stays on the device."""
     counts = []
     for steps in (1, 3):
-        with HostReads(under="miga/") as reads:
+        with HostReads() as reads:
             run_attack(cell.module.attack, cell.inputs, cell.module.victim, steps)
         counts.append(reads.count)
     return (counts[1] - counts[0]) / 2

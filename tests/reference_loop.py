@@ -1,6 +1,7 @@
 """The attack loop and the MSE of its terms as they were before the loop stopped waiting on the
 host (kept verbatim as the reference): tests/test_loop_equivalence.py asserts that today's loop
-and terms give the same rows, bit for bit, on CPU."""
+and terms give the same rows, bit for bit, wherever both run the same batches (and within float
+rounding where they do not: docs/architecture.md, "What the loop guarantees")."""
 
 from __future__ import annotations
 
