@@ -31,6 +31,7 @@ from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
 from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.lightning_notices import lightning_notices_ignored
 from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.results_dir import prepare_results_dir
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
@@ -72,11 +73,17 @@ def build_datamodule(cfg: DictConfig) -> PredictDataModule:
 
 
 def run_cell(cfg: DictConfig) -> dict[str, Any]:
-    """Run one cell end to end and return its summary (also in `summary.json`)."""
+    """Run one cell end to end and return its summary (also in `summary.json`); Lightning's
+    warnings that no user can act on are ignored meanwhile (miga/utils/lightning_notices.py)."""
+    with lightning_notices_ignored(num_nodes=cfg.trainer.get("num_nodes", 1)):
+        return _run_cell(cfg)
+
+
+def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     refuse_multi_device_in_multirun(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # seed is in provenance
     record = provenance(cfg)
     lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
 
