@@ -112,7 +112,8 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     try:
         module = build_module(cfg)
         writer.class_names = getattr(module.downstream, "class_names", None)
-        trainer.predict(module, datamodule=datamodule, return_predictions=False)
+        if len(datamodule.dataset) > len(done):  # a finished cell resumes to its summary alone
+            trainer.predict(module, datamodule=datamodule, return_predictions=False)
         trainer.strategy.barrier("results written")  # every rank's rows are on disk
         if not trainer.is_global_zero:
             return {}
