@@ -32,6 +32,7 @@ from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
 from miga.provenance import provenance
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.lightning_notices import lightning_notices_ignored
 from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.results_dir import prepare_results_dir
 from miga.utils.threads import apply_threads
@@ -74,12 +75,18 @@ def build_datamodule(cfg: DictConfig) -> PredictDataModule:
 
 
 def run_cell(cfg: DictConfig) -> dict[str, Any]:
-    """Run one cell end to end and return its summary (also in `summary.json`)."""
+    """Run one cell end to end and return its summary (also in `summary.json`); Lightning's
+    warnings that no user can act on are ignored meanwhile (miga/utils/lightning_notices.py)."""
+    with lightning_notices_ignored(num_nodes=cfg.trainer.get("num_nodes", 1)):
+        return _run_cell(cfg)
+
+
+def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     refuse_multi_device_in_multirun(cfg)
     output_dir = Path(cfg.paths.output_dir)
     threads = apply_threads(cfg.threads)  # before any model exists: what provenance records
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # seed is in provenance
     record = provenance(cfg)
     lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
 
@@ -109,7 +116,8 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg)
         check_cell(module, datamodule.dataset, config_targets(cfg))
         writer.class_names = getattr(module.downstream, "class_names", None)
-        trainer.predict(module, datamodule=datamodule, return_predictions=False)
+        if len(datamodule.dataset) > len(done):  # a finished cell resumes to its summary alone
+            trainer.predict(module, datamodule=datamodule, return_predictions=False)
         trainer.strategy.barrier("results written")  # every rank's rows are on disk
         if not trainer.is_global_zero:
             return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,11 +35,72 @@ def run_miga(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    """The embedded default, unchanged but for its output folder."""
+def demo_process(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The embedded default, unchanged but for its output folder, and what it printed."""
     run_dir = tmp_path_factory.mktemp("demo")
-    run_miga(run_dir)
-    return run_dir
+    return run_dir, run_miga(run_dir)
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_process) -> Path:
+    return demo_process[0]
+
+
+#: What Lightning and W&B used to print around the demo (issue 25): none of it is the cell's.
+NOISE = (
+    "The anonymous setting has no effect",  # W&B, for Lightning's anonymous=None
+    "`srun` command is available",  # Lightning's SLURM hint, outside any SLURM job
+    "litlogger",  # Lightning's advertisement
+    "LeafSpec",  # torch's deprecation, raised in Lightning's pytree code
+    "Seed set to",  # Lightning's seed_everything
+    "GPU available:",  # Lightning's device info
+    "TPU available:",
+)
+MIGA_LOG = re.compile(r"^\[[^]]+\]\[(__main__|miga(\.\w+)*)\]\[(INFO|WARNING)\] - ")
+PROGRESS = re.compile(r"^Predicting( DataLoader \d+)?: ")
+RESULT = re.compile(r"^\w+ {2,}\S")
+
+
+def console_lines(out: subprocess.CompletedProcess) -> list[str]:
+    """Every line a terminal would have shown (the progress bar redraws with carriage returns)."""
+    return [line.strip() for line in re.split(r"[\r\n]", out.stdout + out.stderr) if line.strip()]
+
+
+def foreign_lines(lines: list[str]) -> list[str]:
+    """Lines that are not miga's log, the progress bar or the results block."""
+    foreign, in_results = [], False
+    for line in lines:
+        in_results = in_results or line.startswith("results: ")
+        if line.startswith("results: ") or MIGA_LOG.match(line) or PROGRESS.match(line):
+            continue
+        if not (in_results and RESULT.match(line)):
+            foreign.append(line)
+    return foreign
+
+
+def test_demo_prints_only_miga_lines_the_progress_and_the_results(demo_process) -> None:
+    run_dir, out = demo_process
+    lines = console_lines(out)
+    assert [n for n in NOISE if n in out.stdout + out.stderr] == []
+    assert foreign_lines(lines) == []
+    assert f"results: {run_dir}" in lines
+    assert any(line.startswith("success_rate ") for line in lines)
+
+
+def test_demo_progress_shows_each_step_live_and_each_batch_s_outcome_after_it(
+    demo_process,
+) -> None:
+    """Two batches of 10 steps: `step=1/10` … `step=10/10` in turn, no loss while a batch runs
+    (it would be a stale figure), then the batch's loss and success rate."""
+    lines = [line for line in console_lines(demo_process[1]) if PROGRESS.match(line)]
+    steps = []
+    for line in lines:
+        if (step := re.search(r"step=(\d+)/10\]", line)) and (not steps or steps[-1] != step[1]):
+            steps.append(step[1])
+    assert steps == [str(k) for k in range(1, 11)] * 2
+    assert not any("step=" in line and "loss" in line for line in lines)
+    outcomes = [line for line in lines if "batch_loss=" in line and "batch_success=1.00" in line]
+    assert len({re.search(r"(\d+)/2 ", line)[1] for line in outcomes}) == 2  # after each batch
 
 
 def test_demo_shows_the_papers_effect(demo_run: Path) -> None:
@@ -168,6 +230,7 @@ def test_rerun_resumes_without_recomputing_and_refuses_a_changed_config(demo_run
     samples_before = (demo_run / "samples.csv").read_bytes()
     out = run_miga(demo_run, "logger=none")
     assert "14 samples already have results" in out.stdout + out.stderr
+    assert foreign_lines(console_lines(out)) == []  # a finished cell resumes quietly
     assert {p.name: p.read_bytes() for p in (demo_run / "rows").glob("*.csv")} == parts_before
     assert (demo_run / "samples.csv").read_bytes() == samples_before
     changed = run_miga(demo_run, "attack.steps=3", "logger=none", check=False)

@@ -1,5 +1,11 @@
-"""Lightning's progress bar, showing the attack's step, and its running loss and active fraction
-every `loss_every` steps (reading them waits for the device; the loop itself never does)."""
+"""Lightning's progress bar, following the attack's steps inside a batch.
+
+Every figure it shows is live: during a batch the step (`step=3/10`), which costs no device read;
+once the batch is done its final loss and success rate, labelled as the batch's. The loss is
+not shown per step: reading it would make the device wait every step, which the attack loop
+never does without a stopping rule (docs/architecture.md §4), and a figure read once and shown
+for the rest of the batch would be stale.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +15,42 @@ from torch import Tensor
 
 
 class AttackProgressBar(TQDMProgressBar):
-    """TQDM bar over batches whose postfix follows the attack inside the current batch."""
+    """TQDM bar over batches: the attack's step during a batch, the batch's outcome after it."""
 
-    def __init__(self, loss_every: int = 10, **kwargs: object) -> None:
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.loss_every = loss_every
-        self._loss = self._active = float("nan")
+        self._steps = 0
+        self._last: dict[str, Tensor] = {}
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_predict_start(trainer, pl_module)
         attack = getattr(pl_module, "attack", None)
         if attack is not None:
             attack.on_step = self._show_step
+            self._steps = int(getattr(attack, "steps", 0))
 
     def _show_step(self, step: int, stats: dict[str, Tensor]) -> None:
+        """Called by the attack after each step with device tensors: kept, never read here."""
+        self._last = stats
         bar = self.predict_progress_bar
         if bar is None or bar.disable:
             return
-        if step % self.loss_every == 0:  # one host read every `loss_every` steps
-            self._loss, self._active = float(stats["loss"]), float(stats["active"])
-        bar.set_postfix(
-            step=step + 1, loss=f"{self._loss:.3f}", active=f"{self._active:.2f}", refresh=False
-        )
+        bar.set_postfix(step=f"{step + 1}/{self._steps}", refresh=False)
         bar.refresh()
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # noqa: ANN001
         super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+        bar = self.predict_progress_bar
+        if bar is None or bar.disable:
+            return
+        postfix = {}
+        if "loss" in self._last:  # the batch is over: one read, of its last step's mean loss
+            postfix["batch_loss"] = f"{float(self._last['loss']):.3f}"
         columns = (outputs or {}).get("columns", {})
-        if "success" in columns and self.predict_progress_bar is not None:
+        if "success" in columns:
             success = columns["success"]
             valid = ~success.isnan()
             rate = float(success[valid].mean()) if valid.any() else float("nan")
-            self.predict_progress_bar.set_postfix(batch_success=f"{rate:.2f}")
+            postfix["batch_success"] = f"{rate:.2f}"
+        self._last = {}
+        bar.set_postfix(postfix)

@@ -14,9 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from omegaconf import DictConfig
 
 WANDB_DIR_VARIABLES = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's W&B logger without the `anonymous` argument it always hands to `wandb.init`.
+
+    Lightning passes `anonymous=None` when anonymous logging is not asked for; W&B (0.31, pinned)
+    ignores the setting and warns "The anonymous setting has no effect" whenever it is passed at
+    all, even as None. Passing nothing is what "not asked for" means, and silences it at source.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            del self._wandb_init["anonymous"]
 
 
 def point_wandb_into(run_dir: str | Path) -> Path:
