@@ -27,7 +27,9 @@ from tests.test_attack_loop import NaNFromStep
 ITERATIVE = sorted(
     path.stem
     for path in (CONF / "attack").glob("*.yaml")
-    if path.stem not in ("none", "random", "miga_unknown")  # no loop / another task
+    # no loop / another task / no gradient loop (Square, the worst-case ensemble of loops:
+    # tests/test_worst_case.py)
+    if path.stem not in ("none", "random", "miga_unknown", "square", "worst_case")
 )
 
 

@@ -48,6 +48,10 @@ class AttackResult:
     flagged: Tensor  # (B,) bool: stopped because its loss became non-finite
     stopped: Tensor  # (B,) bool: stopped early by the stopping rule
     loss_history: list[float] = field(default_factory=list)
+    # An ensemble's per-sample verdict (miga.attacks.worst_case); None for a single attack.
+    broken_by: list[str] | None = None  # the member whose δ was kept, "" where none broke it
+    masked_gradient: Tensor | None = None  # (B,) bool: only a gradient-free member broke it
+    eligible: Tensor | None = None  # (B,) bool: D(x_n) classified correctly (attacked at all)
 
 
 class StoppingRule(nn.Module):
@@ -77,7 +81,12 @@ class Attack(nn.Module):
         grad_clip: optional max L2 norm of each sample's gradient.
         random_start: start from a random δ in the budget instead of 0.
         stopping: optional rule freezing samples that reached the goal.
+
+    `uses_gradients` (class attribute): whether the attack follows ∇_δ; a gradient-free one
+    (Square) breaking what every gradient attack missed is the sign of masked gradients.
     """
+
+    uses_gradients: bool = True
 
     def __init__(
         self,

@@ -117,7 +117,10 @@ class ImageGrids(Callback):
             if len(self.rows) >= self.max_images:
                 break
             panels = {name: outputs["images"][name][k] for name in PANELS}
-            row = {key: float(value[k]) for key, value in columns.items()}
+            # numeric columns only (a text column such as `broken_by` has no caption)
+            row = {
+                key: float(value[k]) for key, value in columns.items() if torch.is_tensor(value)
+            }
             image = grid_row(panels, self.amplify)
             strip = caption_strip(captions(row, model, self.amplify), image.shape[1] // len(PANELS))
             self.rows.append((int(index), np.concatenate([image, strip], axis=0)))

@@ -82,7 +82,7 @@ def _parse(text: str) -> int | float | str:
     try:
         return float(text)
     except ValueError:
-        return text  # a name column (`<column>_name`)
+        return text  # a name column (`<column>_name`, `broken_by`)
 
 
 def is_class_column(column: str) -> bool:
@@ -116,8 +116,12 @@ def with_class_names(
 
 
 def columns_to_rows(ids: torch.Tensor, columns: Mapping[str, torch.Tensor]) -> list[dict]:
-    """Per-batch column tensors → one dict per image, `id` first."""
-    host = {name: values.detach().cpu().tolist() for name, values in columns.items()}
+    """Per-batch column tensors (or lists of text, e.g. `broken_by`) → one dict per image,
+    `id` first."""
+    host = {
+        name: values.detach().cpu().tolist() if isinstance(values, torch.Tensor) else list(values)
+        for name, values in columns.items()
+    }
     return [
         {"id": int(i), **{name: _plain(values[k]) for name, values in host.items()}}
         for k, i in enumerate(ids.tolist())

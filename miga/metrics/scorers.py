@@ -159,14 +159,28 @@ class HeldoutClassification(Classification):
 
 
 class AttackBookkeeping(Scorer):
-    """Steps taken, and whether the sample was flagged (non-finite loss) or stopped early."""
+    """Steps taken, and whether the sample was flagged (non-finite loss) or stopped early.
+
+    An ensemble (`attack=worst_case`) adds its verdicts: `broken_by` (the member whose δ was
+    kept, "" where none broke the image), `robust` (1 where no member broke it, NaN where
+    D(x_n) was already wrong: not eligible, as for `success`) and `masked_gradient` (1 where
+    only a gradient-free member broke it). A single attack has no such columns: its `success`
+    says the same.
+    """
 
     def __call__(self, o: Outcome) -> Columns:
-        return {
+        columns: Columns = {
             "steps": o.result.steps,
             "flagged": o.result.flagged.float(),
             "stopped_early": o.result.stopped.float(),
         }
+        if o.result.broken_by is not None:
+            broken = o.result.stopped.float()
+            nan = torch.full_like(broken, float("nan"))
+            columns["broken_by"] = list(o.result.broken_by)  # type: ignore[assignment]
+            columns["robust"] = torch.where(o.result.eligible, 1.0 - broken, nan)
+            columns["masked_gradient"] = o.result.masked_gradient.float()
+        return columns
 
 
 class DeltaPSNR(Scorer):

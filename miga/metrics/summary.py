@@ -64,7 +64,14 @@ SUMMARY_RULES: dict[str, tuple[str, str]] = {
     "attack_critic_attacked": ("attack_critic_attacked", "mean"),
     "heldout_critic_denoised": ("heldout_critic_denoised", "mean"),
     "heldout_critic_attacked": ("heldout_critic_attacked", "mean"),
+    # The worst case over an ensemble (attack=worst_case, miga.attacks.worst_case).
+    "robust_accuracy": ("robust", "nanmean"),
+    "n_masked_gradient": ("masked_gradient", "sum"),
 }
+
+#: Text columns whose values are counted: `<column>_<value>` = rows with that value (empty
+#: values not counted; a value no row has has no key, i.e. 0).
+COUNT_COLUMNS: tuple[str, ...] = ("broken_by",)
 
 
 #: Keys whose column is a 0/1 indicator: their interval is Wilson's; other means bootstrap.
@@ -82,6 +89,7 @@ RATE_KEYS: frozenset[str] = frozenset(
         "heldout_acc_attacked",
         "heldout_success_rate",
         "heldout_stealth_success_rate",
+        "robust_accuracy",
     }
 )
 #: Suffix of a key's 95 % interval in `summary.json` (`success_rate_ci95: [lo, hi]`).
@@ -113,9 +121,24 @@ def summarize(rows: Sequence[Mapping[str, float]], seed: int = 0) -> dict[str, o
     for key, (column, how) in SUMMARY_RULES.items():
         if rows and column in rows[0]:
             summary[key] = _reduce([float(row[column]) for row in rows], how)
+    summary.update(value_counts(rows))
     summary.update(intervals(rows, seed))
     summary.update(sensor_summary(rows, seed))
     return summary
+
+
+def value_counts(rows: Sequence[Mapping[str, object]]) -> dict[str, int]:
+    """`broken_by_<member>`: how many rows each ensemble member broke (`COUNT_COLUMNS`)."""
+    out: dict[str, int] = {}
+    for column in COUNT_COLUMNS:
+        if not rows or column not in rows[0]:
+            continue
+        for row in rows:
+            value = row[column]
+            if value != "" and not (isinstance(value, float) and math.isnan(value)):
+                key = f"{column}_{value}"
+                out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
 
 
 #: Prefix of the sensor threat model's per-draw columns (`sensor<m>_<column>`) and its keys.
