@@ -110,9 +110,7 @@ class AttackModule(L.LightningModule):
     def victim(self) -> Victim:
         """The models the attack and the evaluation go through (compiled ones if asked for:
         `torch.compile` wraps the same modules, so device moves reach them)."""
-        return self._compiled or Victim(
-            self.denoiser, self.downstream, self.defense, self.delivery
-        )
+        return self._compiled or Victim(self.denoiser, self.downstream, self.defense, self.delivery)
 
     @property
     def white_box(self) -> bool:

@@ -62,7 +62,9 @@ def test_png_delivery_is_what_a_png_written_and_read_back_with_pil_holds(levels:
     for i in range(len(noisy)):
         # independent of miga: numpy's float32 x_n+δ, rounded half-to-even, into a PIL PNG
         values = (noisy[i] + delta[i]).permute(1, 2, 0).numpy().astype(np.float32)
-        expected = _png_readback(np.clip(np.rint(values * np.float32(255)), 0, 255).astype(np.uint8))
+        expected = _png_readback(
+            np.clip(np.rint(values * np.float32(255)), 0, 255).astype(np.uint8)
+        )
         assert np.array_equal(to_uint8(sent[i]).permute(1, 2, 0).numpy(), expected)
         assert np.array_equal(to_uint8(received[i]).permute(1, 2, 0).numpy(), expected)
     # the values are exactly the file's levels, not merely close to them
@@ -144,14 +146,20 @@ def test_straight_through_rounding_lets_the_attack_move_delta_and_flip_labels(
     denoiser, classifier = demo_models
     clean, labels, index = (t[:6] for t in demo_batch)
     delivery, budget = PNGDelivery(), LinfBall(2 / 255)
-    noisy = delivery.source(clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 25 / 255)
+    noisy = delivery.source(
+        clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 25 / 255
+    )
     victim = Victim(denoiser, classifier, delivery=delivery)
     with torch.no_grad():
         denoised = victim.evaluate(noisy)
     inputs = AttackInputs(clean, noisy, denoised, index, label=labels)
     knobs = attack_knobs("miga", *MIGA_KNOBS)
     attack = MIGA(
-        CrossEntropyMI(), steps=6, optimizer=partial(torch.optim.Adam, lr=0.1), budget=budget, **knobs
+        CrossEntropyMI(),
+        steps=6,
+        optimizer=partial(torch.optim.Adam, lr=0.1),
+        budget=budget,
+        **knobs,
     )
     with torch.enable_grad():
         result = attack(inputs, victim)
@@ -173,7 +181,14 @@ def test_a_png_cell_scores_the_delivered_image_and_says_so() -> None:
     photos = DemoPhotos(size=64, limit=3)
     x = torch.stack([photos[i]["image"] for i in range(3)])
     y = torch.tensor([photos[i]["label"] for i in range(3)])
-    cfg = compose_config(["dataset=demo_small", "delivery=png", "budget.epsilon=0.00392156862745098", "attack.steps=2"])
+    cfg = compose_config(
+        [
+            "dataset=demo_small",
+            "delivery=png",
+            "budget.epsilon=0.00392156862745098",
+            "attack.steps=2",
+        ]
+    )
     out = attack(cfg, x, y)
     for t in (out.noisy, out.delta):
         assert torch.allclose(t * 255, (t * 255).round(), atol=1e-4)
@@ -182,11 +197,16 @@ def test_a_png_cell_scores_the_delivered_image_and_says_so() -> None:
     from miga.run import build_module
 
     denoiser = build_module(cfg).denoiser
-    files = torch.stack(
-        [
-            torch.from_numpy(_png_readback(to_uint8(s).permute(1, 2, 0).numpy())).permute(2, 0, 1)
-            for s in out.noisy + out.delta
-        ]
-    ).float() / 255
+    files = (
+        torch.stack(
+            [
+                torch.from_numpy(_png_readback(to_uint8(s).permute(1, 2, 0).numpy())).permute(
+                    2, 0, 1
+                )
+                for s in out.noisy + out.delta
+            ]
+        ).float()
+        / 255
+    )
     with torch.no_grad():
         torch.testing.assert_close(out.attacked, denoiser(files), rtol=0, atol=1e-5)
