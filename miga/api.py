@@ -146,5 +146,5 @@ def attack(
         delta=panels["delta"],
         attacked=panels["attacked"],
         rows=with_class_names(rows, getattr(module.downstream, "class_names", None)),
-        summary=summarize(rows, int(cfg.seed)),
+        summary={**summarize(rows, int(cfg.seed)), "delivery": module.delivery.describe()},
     )

@@ -27,6 +27,7 @@ from miga.callbacks.image_grid import ImageGrids
 from miga.data.collate import crop_center
 from miga.data.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorers, scorer_list
+from miga.threats.delivery import Delivery, NoDelivery
 
 
 @contextmanager
@@ -54,6 +55,7 @@ class AttackModule(L.LightningModule):
         surrogate_denoiser: nn.Module | None = None,
         surrogate_downstream: nn.Module | None = None,
         sensor: SensorNoise | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
         on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
@@ -70,6 +72,10 @@ class AttackModule(L.LightningModule):
         `sensor` (the config's `sensor` group): noise the attacker does not control. The attack
         gets it (EOT over its `attack_draws`), and every δ is also scored on its `eval_draws`
         fresh draws by its scorers (`sensor<m>_<column>`; `sensor_columns`).
+
+        `delivery` (the config's `delivery` group, `miga.threats.delivery`): what the victim
+        really receives. Under `png`/`jpeg` x_n is the 8-bit file's, the attack rounds
+        straight-through, and every row scores the delivered image, with δ the delivered one.
         """
         super().__init__()
         self.denoiser = denoiser
@@ -81,6 +87,8 @@ class AttackModule(L.LightningModule):
         self.noise = noise
         self.scorers = scorer_list(scorers)
         self.sensor = sensor
+        self.delivery = delivery if delivery is not None else NoDelivery()
+        self.delivery.check_budget(getattr(attack, "budget", None))
         self.seed = seed
         self.grid_images = grid_images
         self.images_sent = 0
@@ -95,13 +103,14 @@ class AttackModule(L.LightningModule):
                 torch.compile(denoiser, **backend),
                 None if downstream is None else torch.compile(downstream, **backend),
                 defense,
+                self.delivery,
             )
 
     @property
     def victim(self) -> Victim:
         """The models the attack and the evaluation go through (compiled ones if asked for:
         `torch.compile` wraps the same modules, so device moves reach them)."""
-        return self._compiled or Victim(self.denoiser, self.downstream, self.defense)
+        return self._compiled or Victim(self.denoiser, self.downstream, self.defense, self.delivery)
 
     @property
     def white_box(self) -> bool:
@@ -118,16 +127,19 @@ class AttackModule(L.LightningModule):
             self.surrogate_denoiser or self.denoiser,
             self.surrogate_downstream or self.downstream,
             self.defense,
+            self.delivery,
         )
 
     def attack_inputs(self, batch: dict[str, Any]) -> AttackInputs:
         """What the attack of one batch starts from: the batch in the module's memory layout,
-        its noisy version x_n and D(x_n), computed once and without gradients."""
+        its noisy version x_n (as the delivery's file holds it) and D(x_n) of the delivered
+        x_n, computed once and without gradients."""
         clean, index = batch["image"].contiguous(memory_format=self.memory_format), batch["index"]
         clean = clean.float()
         with full_precision(clean.device):
             # `stored`: the dataset's pre-noised image (dataset.noisy_root) for noise=from_disk
             noisy = self.noise(clean, index, self.seed, stored=batch.get("noisy"))
+            noisy = self.delivery.source(noisy)  # png/jpeg: the 8-bit file's x_n
             denoised = self.victim.evaluate(noisy, index, self.seed).float()
         return AttackInputs(
             clean=clean,
@@ -149,8 +161,10 @@ class AttackModule(L.LightningModule):
             seen = replace(inputs, denoised=own)
         with torch.enable_grad():
             result = self.attack(seen, attacker, self.sensor)
-        delta = result.delta.float()
-        perturbed = inputs.noisy + delta
+        # What is sent: x_n+δ (none) or its 8-bit file (png/jpeg); δ is the delivered one.
+        perturbed, delta = self.delivery.deliver(
+            inputs.noisy, result.delta.float(), getattr(self.attack, "budget", None)
+        )
         with full_precision(perturbed.device):
             attacked = victim.evaluate(perturbed, inputs.index, self.seed).float()
             outcome = Outcome(

@@ -61,6 +61,7 @@ def build_module(cfg: DictConfig) -> AttackModule:
         surrogate_downstream=surrogate(cfg, "downstream"),
         defense=instantiate(cfg.get("defense")),
         sensor=instantiate(cfg.get("sensor")),
+        delivery=instantiate(cfg.get("delivery")),
         scorers=instantiate(cfg.metrics.scorers),
         seed=cfg.seed,
         grid_images=cfg.metrics.grid_images,
@@ -127,6 +128,7 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
                 "n_skipped_files": skipped,
                 "seconds": time.perf_counter() - started,
                 "threads": threads,
+                "delivery": module.delivery.describe(),  # what the rows scored (miga.threats)
             },
             seed=int(cfg.seed),
         )

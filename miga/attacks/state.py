@@ -13,29 +13,38 @@ import torch
 from torch import Tensor, nn
 
 from miga.defenses.base import Defense
+from miga.threats.delivery import Delivery
 
 
 @dataclass
 class Victim:
-    """The frozen models an attack goes through: optional defence → denoiser → task model."""
+    """The frozen models an attack goes through: optional delivery (the channel the image
+    reaches the victim by, `miga.threats`) → optional defence → denoiser → task model."""
 
     denoiser: nn.Module
     downstream: nn.Module | None = None
     defense: nn.Module | None = None
+    delivery: Delivery | None = None
 
     def denoise(self, image: Tensor) -> Tensor:
-        """The attack's path: D(defence's attack form(image)).
+        """The attack's path: D(defence's attack form(delivery's attack form(image))).
 
         A `Defense` offers `attack_forward` (its differentiable/BPDA form when the attack is
-        adaptive, the identity when not); any other module is applied as it is.
+        adaptive, the identity when not); any other module is applied as it is. The delivery's
+        attack form is straight-through rounding (and BPDA JPEG), `miga.threats.delivery`.
         """
+        if self.delivery is not None:
+            image = self.delivery.attack_forward(image)
         if self.defense is not None:
             image = getattr(self.defense, "attack_forward", self.defense)(image)
         return self.denoiser(image)
 
     def evaluate(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
         """The evaluation path: D(defence(image)) with the real transform (e.g. PIL's JPEG);
-        random defences draw per sample from (seed, index)."""
+        random defences draw per sample from (seed, index). `image` is what was sent; the
+        victim receives the delivery's output (PNG: the same 8-bit values, JPEG: the codec's)."""
+        if self.delivery is not None:
+            image = self.delivery(image)
         if isinstance(self.defense, Defense):
             image = self.defense(image, index=index, seed=seed)
         elif self.defense is not None:
