@@ -1,4 +1,5 @@
-"""miga.report.sections.curves: the step-size pick, the ablation order, the curve PNGs, cell parameters."""
+"""miga.report.sections.curves: the step-size pick, the ablation order, the curve PNGs;
+miga.report.cells: cell parameters."""
 
 from __future__ import annotations
 

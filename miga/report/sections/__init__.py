@@ -18,7 +18,8 @@ from types import ModuleType
 def section_modules() -> list[ModuleType]:
     """Every section module of this package, ordered by its ORDER."""
     modules = [
-        importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
     ]
     for module in modules:
         if not isinstance(getattr(module, "ORDER", None), int) or not callable(

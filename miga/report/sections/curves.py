@@ -1,9 +1,10 @@
 """Strength curves, the strongest-baseline step-size table and the ablation table.
 
-`sections(cells, out)`: from each cell's settings (`Cell.settings`: its group choices, its `.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from
-`.hydra/config.yaml` where not overridden) it draws success and stealth success against epsilon
-and against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the
-summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown. A line
+`sections(cells, out)`: from each cell's settings (`Cell.settings`: its group choices, its
+`.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml` where
+not overridden) it draws success and stealth success against epsilon and against steps, and
+PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the summaries' `_ci95`
+intervals), and writes the step-size and ablation tables as Markdown. A line
 joins only cells equal in every setting but its x (so an L-inf and an L2 budget, or two noise
 levels, are never one curve); its legend names the settings that tell the lines apart.
 """
@@ -77,9 +78,13 @@ def stepsize_section(entries: Sequence[Entry]) -> str:
             for v, s in grid
         ]
         parts.append(f"### {name} ({knob})\n\n" + markdown_table([knob, *PICK_KEYS], rows) + "\n")
-        best_rows.append([name, f"{knob}={best[0]}", *[summary_value(best[1], k) for k in PICK_KEYS]])
+        best_rows.append(
+            [name, f"{knob}={best[0]}", *[summary_value(best[1], k) for k in PICK_KEYS]]
+        )
     parts.append(
-        "### At the best step size\n\n" + markdown_table(["attack", "picked", *PICK_KEYS], best_rows) + "\n"
+        "### At the best step size\n\n"
+        + markdown_table(["attack", "picked", *PICK_KEYS], best_rows)
+        + "\n"
     )
     return "\n".join(parts)
 

@@ -79,6 +79,8 @@ def sections(cells: Sequence[Cell], out: Path) -> list[str]:
             with open(out / f"{metric}__{slug(key)}.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow([metric, *columns])
-                writer.writerows([[r, *[number(values.get((r, c))) for c in columns]] for r in rows])
+                writer.writerows(
+                    [[r, *[number(values.get((r, c))) for c in columns]] for r in rows]
+                )
             heatmap(heatmap_path(out, metric, key), title, rows, columns, values, metric=metric)
     return parts
