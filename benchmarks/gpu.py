@@ -84,9 +84,11 @@ class Deadline:
 
 
 @dataclass
-class Cell:
-    """One denoiser's cell: its config, module and first batch (labels = the classifier's own
-    predictions on D(x_n), so every sample starts correct under random weights)."""
+class Workload:
+    """What the parts time for one denoiser: its cell's config, the built module and its first
+    batch (labels = the classifier's own predictions on D(x_n), so every sample starts correct
+    under random weights). Not a `miga.report.Cell` (a finished cell folder on disk): this one
+    lives in memory, is never run to the end and writes nothing, hence its own name."""
 
     name: str
     cfg: DictConfig
@@ -129,7 +131,7 @@ def cell_config(name: str, cfg: DictConfig, extra: tuple[str, ...] = ()) -> Dict
     return compose([*overrides, *extra], {"batch": cfg.batch, "size": cfg.size})
 
 
-def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
+def make_workload(name: str, cfg: DictConfig, device: torch.device) -> Workload:
     run_cfg = cell_config(name, cfg)
     module = build(run_cfg, device)
     batch = first_items(run_cfg, int(cfg.batch), device, distinct_ids=True)
@@ -137,16 +139,16 @@ def make_cell(name: str, cfg: DictConfig, device: torch.device) -> Cell:
     with full_precision(device):
         label = module.victim.downstream(inputs.denoised).argmax(dim=1)
     batch["label"] = label
-    return Cell(name, run_cfg, module, batch, replace(inputs, label=label))
+    return Workload(name, run_cfg, module, batch, replace(inputs, label=label))
 
 
 # --------------------------------------------------------------------------- the parts
 
 
-def part_step(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+def part_step(work: Workload, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """MIGA step ÷ raw fwd+bwd, per precision; the loop's host reads per step."""
-    module, steps = cell.module, int(cfg.steps)
-    fns, _ = paths(module.victim, cell.inputs, steps, module.attack)  # raw and attack
+    module, steps = work.module, int(cfg.steps)
+    fns, _ = paths(module.victim, work.inputs, steps, module.attack)  # raw and attack
     out: dict[str, Any] = {}
     for name in ("fp32", "bf16"):
         with precision(name, device):
@@ -158,25 +160,25 @@ def part_step(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, An
             "raw_fwd_bwd_s": round(median_s(times, "raw") / steps, 5),
             "attack_step_s": round(median_s(times, "attack") / steps, 5),
         }
-    cell.step_s = out["fp32"]["attack_step_s"]
-    out["host_reads_per_step"] = host_reads_per_step(cell)
+    work.step_s = out["fp32"]["attack_step_s"]
+    out["host_reads_per_step"] = host_reads_per_step(work)
     return out
 
 
-def host_reads_per_step(cell: Cell) -> float:
+def host_reads_per_step(work: Workload) -> float:
     """(reads in 3 steps − reads in 1 step) / 2 by the miga package's own code: 0 when every step's
     bookkeeping stays on the device."""
     counts = []
     for steps in (1, 3):
         with HostReads() as reads:
-            run_attack(cell.module.attack, cell.inputs, cell.module.victim, steps)
+            run_attack(work.module.attack, work.inputs, work.module.victim, steps)
         counts.append(reads.count)
     return (counts[1] - counts[0]) / 2
 
 
-def attack_scored(cell: Cell, steps: int, name: str, device: torch.device) -> dict[str, Any]:
+def attack_scored(work: Workload, steps: int, name: str, device: torch.device) -> dict[str, Any]:
     """δ of a `steps`-step MIGA under `name` precision, then D(x_n+δ) and its scores in fp32."""
-    module, inputs = cell.module, cell.inputs
+    module, inputs = work.module, work.inputs
     torch.manual_seed(0)
     with precision(name, device):
         delta = run_attack(module.attack, inputs, module.victim, steps).float()
@@ -190,11 +192,11 @@ def attack_scored(cell: Cell, steps: int, name: str, device: torch.device) -> di
     }
 
 
-def part_drift(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+def part_drift(work: Workload, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """bf16 against fp32 on the same inputs, both scored in fp32."""
     steps = int(cfg.drift_steps)
-    fp32 = attack_scored(cell, steps, "fp32", device)
-    bf16 = attack_scored(cell, steps, "bf16", device)
+    fp32 = attack_scored(work, steps, "fp32", device)
+    bf16 = attack_scored(work, steps, "bf16", device)
     moved = (bf16["attacked"] - fp32["attacked"]).abs()
     return {
         "steps": steps,
@@ -209,11 +211,11 @@ def part_drift(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, A
     }
 
 
-def part_cell(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+def part_cell(work: Workload, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     """Images per second of a `cell_steps`-step predict step (attack + scoring), the default
     precision of the device (bf16 on GPU, as trainer=gpu; fp32 on CPU), with and without the
     stopping rule."""
-    module, steps = cell.module, int(cfg.cell_steps)
+    module, steps = work.module, int(cfg.cell_steps)
     name = "bf16" if device.type == "cuda" else "fp32"
     out: dict[str, Any] = {"steps": steps, "precision": name}
     attack = module.attack
@@ -224,10 +226,10 @@ def part_cell(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, An
             sync(device)
             start = time.perf_counter()
             with precision(name, device), torch.no_grad():
-                columns = module.predict_step(cell.batch, 0)["columns"]
+                columns = module.predict_step(work.batch, 0)["columns"]
             sync(device)
             seconds = time.perf_counter() - start
-            out[f"images_per_s{label}"] = round(len(cell.inputs) / seconds, 4)
+            out[f"images_per_s{label}"] = round(len(work.inputs) / seconds, 4)
             out[f"success{label}"] = float(columns["success"].nanmean())
             out[f"steps_mean{label}"] = float(columns["steps"].float().mean())
     finally:
@@ -236,23 +238,23 @@ def part_cell(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, An
 
 
 def part_memory(
-    cell: Cell, cfg: DictConfig, device: torch.device, deadline: Deadline
+    work: Workload, cfg: DictConfig, device: torch.device, deadline: Deadline
 ) -> dict[str, Any]:
     """Peak memory of `steps` attack steps and the largest batch, with and without activation
     checkpointing of the denoiser's blocks; and the bytes autograd keeps for backward in one
     step (`saved_mb`: exact on any device, and what checkpointing trades for recomputation)."""
-    denoiser, steps, out = cell.module.denoiser, int(cfg.steps), {}
-    victim = cell.module.victim
+    denoiser, steps, out = work.module.denoiser, int(cfg.steps), {}
+    victim = work.module.victim
     for label, enabled in (("plain", False), ("checkpointing", True)):
         denoiser.activation_checkpointing = enabled
         try:
             peak = peak_memory_mb(
-                lambda: run_attack(cell.module.attack, cell.inputs, victim, steps), device
+                lambda: run_attack(work.module.attack, work.inputs, victim, steps), device
             )
             saved = saved_for_backward_mb(
-                lambda: run_attack(cell.module.attack, cell.inputs, victim, 1), cell.module
+                lambda: run_attack(work.module.attack, work.inputs, victim, 1), work.module
             )
-            largest = largest_batch(cell, cfg, device, deadline)
+            largest = largest_batch(work, cfg, device, deadline)
         finally:
             denoiser.activation_checkpointing = False
         out[label] = {
@@ -289,17 +291,17 @@ def _ratio(num: float, den: float) -> float:
 
 
 def largest_batch(
-    cell: Cell, cfg: DictConfig, device: torch.device, deadline: Deadline
+    work: Workload, cfg: DictConfig, device: torch.device, deadline: Deadline
 ) -> dict[str, Any]:
     """The largest batch at which one attack step runs: doubling from the cell's batch until
     it fails (CUDA out of memory) or reaches `max_batch`, then bisecting. On CPU nothing fails
     before the cap, so the answer is the cap (`capped`)."""
-    module, cap = cell.module, int(cfg.max_batch)
-    step_s = (cell.step_s or float(cfg.unknown_step_s)) / len(cell.inputs)  # per image
+    module, cap = work.module, int(cfg.max_batch)
+    step_s = (work.step_s or float(cfg.unknown_step_s)) / len(work.inputs)  # per image
 
     def runs(size: int) -> bool:
         try:
-            run_attack(module.attack, cell.inputs_at(size), module.victim, 1)
+            run_attack(module.attack, work.inputs_at(size), module.victim, 1)
             sync(device)
             return True
         except torch.OutOfMemoryError:
@@ -308,7 +310,7 @@ def largest_batch(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    ok, failed, size = 0, None, len(cell.inputs)
+    ok, failed, size = 0, None, len(work.inputs)
     while size <= cap and deadline.left() > 2 * size * step_s:
         if not runs(size):
             failed = size
@@ -323,22 +325,22 @@ def largest_batch(
 
 
 def against_eager(
-    cell: Cell, cfg: DictConfig, device: torch.device, label: str, override: str
+    work: Workload, cfg: DictConfig, device: torch.device, label: str, override: str
 ) -> dict[str, Any]:
     """MIGA steps through a module built with one `speed` switch (as `miga.run` builds it, the
     same weights) ÷ the eager module's, interleaved; the switched module's first call (compile
     time) apart. In the device's default precision (bf16 on GPU, fp32 on CPU)."""
     steps, name = int(cfg.steps), "bf16" if device.type == "cuda" else "fp32"
-    other = build(cell_config(cell.name, cfg, (override,)), device)
-    other.load_state_dict(cell.module.state_dict(), strict=False)
-    inputs = replace(other.attack_inputs(cell.batch), label=cell.inputs.label)
+    other = build(cell_config(work.name, cfg, (override,)), device)
+    other.load_state_dict(work.module.state_dict(), strict=False)
+    inputs = replace(other.attack_inputs(work.batch), label=work.inputs.label)
     with precision(name, device):
         start = time.perf_counter()
         run_attack(other.attack, inputs, other.victim, 1)  # compiles on the first call
         sync(device)
         first = time.perf_counter() - start
         fns = {
-            "eager": lambda: run_attack(cell.module.attack, cell.inputs, cell.module.victim, steps),
+            "eager": lambda: run_attack(work.module.attack, work.inputs, work.module.victim, steps),
             label: lambda: run_attack(other.attack, inputs, other.victim, steps),
         }
         fns["eager"]()
@@ -350,17 +352,17 @@ def against_eager(
     }
 
 
-def part_channels_last(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
-    return against_eager(cell, cfg, device, "channels_last", "speed.channels_last=true")
+def part_channels_last(work: Workload, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    return against_eager(work, cfg, device, "channels_last", "speed.channels_last=true")
 
 
-def part_compile(cell: Cell, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
-    return against_eager(cell, cfg, device, "compile", f"speed.compile={cfg.compile}")
+def part_compile(work: Workload, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    return against_eager(work, cfg, device, "compile", f"speed.compile={cfg.compile}")
 
 
 # --------------------------------------------------------------------------- the check
 
-Measure = Callable[[Cell, DictConfig, torch.device, Deadline], dict[str, Any]]
+Measure = Callable[[Workload, DictConfig, torch.device, Deadline], dict[str, Any]]
 Estimate = Callable[[float, DictConfig], float]
 
 #: Each part: what it measures, and its estimated seconds from the fp32 step time `s` (the
@@ -438,21 +440,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         | {k: cfg[k] for k in ("cell_steps", "drift_steps", "max_batch", "compile", "downstream")},
         "parts": {part: {} for part in cfg.parts},
     }
-    cells: dict[str, Cell] = {}
+    workloads: dict[str, Workload] = {}
     for part in cfg.parts:
         if part not in PARTS:
             raise ValueError(f"parts: unknown part '{part}', expected some of {list(PARTS)}")
         measure, estimate = PARTS[part]
         for name in cfg.denoisers:
-            step_s = cells[name].step_s if name in cells and cells[name].step_s else None
+            step_s = workloads[name].step_s if name in workloads else None
             need = estimate(step_s or float(cfg.unknown_step_s), cfg)
             if not deadline.fits(part, name, need):
                 continue
             log.info("%s / %s (%.0f s left)", part, name, deadline.left())
-            if name not in cells:
-                cells[name] = make_cell(name, cfg, device)
-            cell, started = cells[name], time.perf_counter()
-            values = measure(cell, cfg, device, deadline)
+            if name not in workloads:
+                workloads[name] = make_workload(name, cfg, device)
+            work, started = workloads[name], time.perf_counter()
+            values = measure(work, cfg, device, deadline)
             values["seconds"] = round(time.perf_counter() - started, 2)
             result["parts"][part][name] = values
     result["skipped"] = deadline.skipped
@@ -509,7 +511,7 @@ def output_path(cfg: DictConfig, result: dict[str, Any]) -> Path | None:
     return RESULTS / f"gpu-{slug(result['versions']['device'])}.json"
 
 
-@hydra.main(version_base="1.3", config_path="pkg://miga.conf", config_name="bench_gpu")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gpu")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     result = run(cfg)

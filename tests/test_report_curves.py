@@ -1,4 +1,5 @@
-"""miga.report_curves: the step-size pick, the ablation order, the curve PNGs, cell parameters."""
+"""miga.report.sections.curves: the step-size pick, the ablation order, the curve PNGs;
+miga.report.cells: cell parameters."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from miga.report_curves import (
+from miga.report.cells import cell_params
+from miga.report.sections.curves import (
     ablation_section,
-    cell_params,
     draw_curves,
     pick_best,
     stepsize_section,

@@ -1,6 +1,6 @@
 """Heat-map colour scales: rates on a fixed [0, 1], a constant field not on a ±0.1 scale."""
 
-from miga.report import colour_range, heatmap
+from miga.report.figures import colour_range, heatmap
 
 
 def test_rates_use_fixed_unit_range() -> None:

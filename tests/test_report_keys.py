@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from miga.report import EPSILON, Cell, SlotCollision, find_cells, varying_keys, write_report
+from miga.report import Cell, SlotCollision, find_cells, write_report
 from miga.report import main as report_main
-from miga.report_curves import line_labels, series
+from miga.report.cells import EPSILON, line_labels, varying_keys
+from miga.report.sections.curves import series
 from tests.conftest import REPO
 
 SWEPT = ("budget", "noise.sigma")

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 
 from miga.metrics.intervals import paired_bootstrap_diff
 from miga.report import Cell
-from miga.report_paired import paired_difference, paired_rows, paired_sections
+from miga.report.sections.paired import paired_difference, paired_rows
+from miga.report.sections.paired import sections as paired_sections
 
 NAN = math.nan
 

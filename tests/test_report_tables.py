@@ -30,7 +30,7 @@ def test_the_expected_grid_expands_globs_ranges_and_lists_as_hydra_does(tmp_path
     lists, `range(…)`, and command-line lists replacing the YAML's."""
     from omegaconf import OmegaConf
 
-    from miga.report import expected_grid
+    from miga.report.cells import expected_grid
     from tests.conftest import CONF
 
     record = {

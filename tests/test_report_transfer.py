@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from miga.report import Cell, write_report
-from miga.report_transfer import attacked_through
+from miga.report.sections.transfer import attacked_through
 
 SURROGATE = "denoiser@surrogate.denoiser"
 

@@ -203,7 +203,7 @@ def test_bad_draw_counts_name_the_key(kwargs: dict, message: str) -> None:
 
 def test_the_report_tabulates_seen_and_fresh_success_per_attack_and_k(tmp_path) -> None:
     from miga.report import Cell
-    from miga.report_sensor import sensor_sections
+    from miga.report.sections.sensor import sections as sensor_sections
 
     def cell(attack: str, k: int, seen: float, fresh: list[float]) -> Cell:
         summary = {"success_rate": seen, **sensor_summary([], 0)}

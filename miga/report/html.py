@@ -2,8 +2,8 @@
 
 Air-gapped clusters cannot `wandb sync`; this page shows the same numbers (read from the same
 `summary.json` files the W&B summaries are written from) and opens from disk in any browser.
-It is rendered with the Jinja2 template `miga/templates/report.html.j2`; the images are the PNGs
-that `miga.report` drew (heat-maps, curves) and the image-grid callback saved in each cell.
+It is rendered with the Jinja2 template `templates/report.html.j2` beside this module; the images
+are the PNGs the sections drew (heat-maps, curves) and the image-grid callback saved in each cell.
 """
 
 from __future__ import annotations
@@ -16,22 +16,18 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import (
+from miga.report.cells import (
     COLUMN_KEY,
-    METRIC_SPECS,
-    METRICS,
     ROW_KEY,
     Cell,
     constants,
-    intervals,
-    label,
     section_title,
     sections,
-    slug,
     sweep_keys,
-    table,
-    with_interval,
 )
+from miga.report.figures import METRIC_SPECS
+from miga.report.format import label, with_interval
+from miga.report.sections.tables import METRICS, filled_tables, heatmap_path
 from miga.utils.results_dir import PROVENANCE_FILE
 
 #: The paper's effect, on the first screen: accuracy on D(x_n) vs D(x_n+δ), success, fidelity.
@@ -83,13 +79,9 @@ def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
     views = []
     for key, group in sections(cells):
         tables = []
-        for metric in METRICS:
-            rows, columns, values = table(group, metric)
-            if not any(v is not None for v in values.values()):
-                continue
-            cis = intervals(group, metric)
+        for metric, rows, columns, values, cis in filled_tables(group):
             name, direction, _ = METRIC_SPECS.get(metric, (metric, "", None))
-            heat = out / f"{metric}__{slug(key)}.png"
+            heat = heatmap_path(out, metric, key)
             tables.append(
                 {
                     "metric": metric,
@@ -123,7 +115,7 @@ def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Pat
     views = [_cell_view(c, short) for c in cells]
     example = next((v for v in views if v["finished"] and v["grids"]), None)
     env = Environment(
-        loader=PackageLoader("miga", "templates"),
+        loader=PackageLoader("miga.report", "templates"),
         autoescape=select_autoescape(),
         undefined=StrictUndefined,  # a template typo is an error, not an empty cell
     )

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import Cell, heatmap, key_of, label, markdown_table, place, slug, sweep_keys
+from miga.report.cells import Cell, key_of, place, slug, sweep_keys
+from miga.report.figures import heatmap
+from miga.report.format import grid_table, label
+
+ORDER = 20
 
 #: (victim key, surrogate key) of each kind of transfer
 PAIRS = (
@@ -34,9 +38,9 @@ def _slot(cell: Cell, victim: str, surrogate: str) -> tuple[str, str]:
     return attacked_through(cell, victim, surrogate), cell.choices.get(victim, "?")
 
 
-def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
+def sections(cells: Sequence[Cell], out: Path) -> list[str]:
     """Markdown sections with the matrices, and one heat-map PNG per matrix and metric."""
-    sections = []
+    parts = []
     for victim, surrogate in PAIRS:
         varied = [c for c in cells if c.finished and c.choices.get(surrogate) not in UNSET]
         if not varied:
@@ -54,8 +58,8 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
             # the diagonal is reachable twice (no surrogate, or the victim's own): an error
             slot = functools.partial(_slot, victim=victim, surrogate=surrogate)
             placed = place(group, slot, f"the {victim} transfer matrix")
-            sections.append(f"## Transfer of {victim}s ({title})\n")
-            sections.append(
+            parts.append(f"## Transfer of {victim}s ({title})\n")
+            parts.append(
                 f"Rows: the {victim} the attack optimised through; columns: the {victim} that "
                 "scored the rows. Diagonal: white-box.\n"
             )
@@ -65,7 +69,7 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
                     continue
                 cis = intervals_by(group, metric, victim, surrogate)
                 names = sorted({name for pair in values for name in pair})
-                sections.append(markdown_table(metric, names, names, values, cis) + "\n")
+                parts.append(grid_table(metric, names, names, values, cis) + "\n")
                 heatmap(
                     out / f"transfer_{metric}__{stem}.png",
                     f"transfer of {victim}s (rows: attacked through, columns: scored by), {title}",
@@ -74,7 +78,7 @@ def transfer_sections(cells: Sequence[Cell], out: Path) -> list[str]:
                     values,
                     metric=metric,
                 )
-    return sections
+    return parts
 
 
 def intervals_by(cells: Sequence[Cell], metric: str, victim: str, surrogate: str) -> dict:

@@ -1,5 +1,5 @@
 """The sensor threat model in the report: how much of an attack's effect survives noise draws
-it never saw (miga.data.sensor; docs/threat_models.md).
+it never saw (the sensor threat model, docs/threat_models.md).
 
 One row per attack (and any other setting the sweep varies) and K (EOT draws per attack step;
 0 = the white-box δ fitted to the cell's own x_n): success on the cell's x_n (the draw a K = 0
@@ -14,8 +14,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from miga.report import ATTACK_DRAWS, Cell, key_of, sweep_keys
-from miga.report_curves import _fmt, _num, _table, line_labels, save_figure
+from miga.report.cells import ATTACK_DRAWS, Cell, key_of, line_labels, sweep_keys
+from miga.report.figures import pyplot, save_figure
+from miga.report.format import markdown_table, number, sortable, summary_value, two_decimals
+
+ORDER = 40
 
 KEY = "sensor_success_rate"
 
@@ -28,7 +31,7 @@ def _entries(cells: Sequence[Cell]) -> dict[str, list[tuple[int, dict]]]:
     keys = [k for k in sweep_keys(scored) if k not in ("attack", ATTACK_DRAWS)]
     lines: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
     for cell in scored:
-        draws = int(_num(cell.params.get(ATTACK_DRAWS, "nan")))
+        draws = int(sortable(cell.params.get(ATTACK_DRAWS, "nan")))
         line = (("attack", cell.choices.get("attack", "?")), *key_of(cell, keys))
         lines[line].append((draws, cell.summary))
     labels = line_labels(list(lines))
@@ -44,11 +47,11 @@ def sensor_table(entries: dict[str, list[tuple[int, dict]]]) -> str:
                 [
                     attack,
                     "white-box δ (0)" if draws == 0 else str(draws),
-                    _fmt(summary, "success_rate"),
-                    _fmt(summary, KEY),
-                    "—" if spread is None else f"{spread:.2f}",
+                    summary_value(summary, "success_rate"),
+                    summary_value(summary, KEY),
+                    number(spread, two_decimals),
                     str(len(summary.get(KEY + "_draws", []))),
-                    _fmt(summary, "sensor_acc_attacked"),
+                    summary_value(summary, "sensor_acc_attacked"),
                 ]
             )
     header = [
@@ -60,25 +63,21 @@ def sensor_table(entries: dict[str, list[tuple[int, dict]]]) -> str:
         "M",
         "acc on D(x+n+δ), fresh",
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
     """Success on fresh draws against K, one line per attack (bars: std over draws)."""
     if not any(len(line) > 1 for line in entries.values()):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     for attack, line in entries.items():
         xs = [k for k, _ in line]
         ax.errorbar(
             xs,
-            [_num(s.get(KEY)) for _, s in line],
-            yerr=[_num(s.get(KEY + "_std")) for _, s in line],
+            [sortable(s.get(KEY)) for _, s in line],
+            yerr=[sortable(s.get(KEY + "_std")) for _, s in line],
             marker="o",
             ms=3,
             capsize=2,
@@ -86,7 +85,7 @@ def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
         )
         ax.plot(
             xs,
-            [_num(s.get("success_rate")) for _, s in line],
+            [sortable(s.get("success_rate")) for _, s in line],
             ls=":",
             label=f"{attack}, cell's x_n",
         )
@@ -96,7 +95,7 @@ def draw(entries: dict[str, list[tuple[int, dict]]], out: Path) -> Path | None:
     return save_figure(fig, out / "sensor_success.png", ax)
 
 
-def sensor_sections(cells: Sequence[Cell], out: Path) -> list[str]:
+def sections(cells: Sequence[Cell], out: Path) -> list[str]:
     """The report.md section (empty when no cell was scored under the sensor model)."""
     entries = _entries(cells)
     if not entries:

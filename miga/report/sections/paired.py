@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from miga.callbacks.results_writer import SAMPLES_FILE, read_rows
 from miga.metrics.intervals import paired_bootstrap_diff
-from miga.report import Cell, label, varying_keys
-from miga.report_curves import _table
+from miga.report.cells import Cell, varying_keys
+from miga.report.format import MISSING, label, markdown_table, signed
+
+ORDER = 50
 
 #: The attack every other one is compared with.
 REFERENCE = "miga"
@@ -59,6 +62,11 @@ def paired_difference(
     return len(pairs), sum(a) / len(a) - sum(b) / len(b), paired_bootstrap_diff(a, b, seed)
 
 
+def difference(pairs: int, mean: float, interval: tuple[float, float]) -> str:
+    """`+0.25 [-0.25, +0.75] (n=4)`: a paired difference, its interval and its image count."""
+    return f"{signed(mean)} [{signed(interval[0])}, {signed(interval[1])}] (n={pairs})"
+
+
 def paired_rows(cells: Sequence[Cell]) -> list[list[str]]:
     """The table's rows: per context holding MIGA, each other attack against it; a context is
     labelled by what varies between the contexts (nothing: "—")."""
@@ -76,20 +84,17 @@ def paired_rows(cells: Sequence[Cell]) -> list[list[str]]:
             if attack == REFERENCE:
                 continue
             theirs = read_rows(cell.path / SAMPLES_FILE)
-            line = [label([(k, v) for k, v in context if k in varying]) or "—", attack]
+            line = [label([(k, v) for k, v in context if k in varying]) or MISSING, attack]
             for column in COLUMNS:
                 found = paired_difference(ours, theirs, column, seed)
-                line.append(
-                    "—"
-                    if found is None
-                    else f"{found[1]:+.2f} [{found[2][0]:+.2f}, {found[2][1]:+.2f}] (n={found[0]})"
-                )
+                line.append(MISSING if found is None else difference(*found))
             rows.append(line)
     return rows
 
 
-def paired_sections(cells: Sequence[Cell]) -> list[str]:
-    """The report.md section (empty when no context holds MIGA and another attack)."""
+def sections(cells: Sequence[Cell], out: Path | None = None) -> list[str]:
+    """The report.md section (empty when no context holds MIGA and another attack); it draws
+    nothing, so `out` is unused."""
     rows = paired_rows(cells)
     if not rows:
         return []
@@ -97,5 +102,5 @@ def paired_sections(cells: Sequence[Cell]) -> list[str]:
     return [
         f"## {REFERENCE} against each attack on the same images (paired bootstrap, 95 %)\n\n"
         "An interval that excludes 0 is a difference on these images; one that includes it "
-        "is not.\n\n" + _table(header, rows) + "\n"
+        "is not.\n\n" + markdown_table(header, rows) + "\n"
     ]

@@ -1,23 +1,27 @@
 """Strength curves, the strongest-baseline step-size table and the ablation table.
 
-`miga.report` calls `curve_sections(cells, out)`: from each cell's settings (`Cell.settings`:
-its group choices, its `.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from
-`.hydra/config.yaml` where not overridden) it draws success and stealth success against epsilon
-and against steps, and PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the
-summaries' `_ci95` intervals), and writes the step-size and ablation tables as Markdown. A line
+`sections(cells, out)`: from each cell's settings (`Cell.settings`: its group choices, its
+`.hydra/overrides.yaml`, and `budget.epsilon` / `attack.steps` from `.hydra/config.yaml` where
+not overridden) it draws success and stealth success against epsilon and against steps, and
+PSNR(D(x_n+delta), x) against success rate (PNG, error bars from the summaries' `_ci95`
+intervals), and writes the step-size and ablation tables as Markdown. A line
 joins only cells equal in every setting but its x (so an L-inf and an L2 budget, or two noise
 levels, are never one curve); its legend names the settings that tell the lines apart.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from miga.metrics.summary import CI_SUFFIX
-from miga.report import EPSILON, STEPS, cell_params, varying_keys  # noqa: F401  (re-export)
+from miga.report.cells import DEFAULT, EPSILON, STEPS, Cell, Line, line_labels, varying_keys
+from miga.report.figures import pyplot, save_figure
+from miga.report.format import markdown_table, sortable, summary_value
+
+ORDER = 30
 
 #: Each attack's step-size knob (the override that names it), in the order looked up.
 STEP_KNOBS = ("attack.optimizer.lr", "attack.step_fraction")
@@ -35,44 +39,18 @@ ABLATION_METRICS = (
     "rouge_attacked",
     "rouge_attacked_vs_reference",
 )
-
-
-def _num(value: object) -> float:
-    """A sortable number (missing/NaN -> -inf, so it never wins a pick)."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return -math.inf
-    return -math.inf if math.isnan(number) else number
+#: (attack, settings, summary) of one finished cell: what the curves and protocol tables read.
+Entry = tuple[str, dict[str, str], dict]
 
 
 def pick_best(grid: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
     """The (step value, summary) of a grid that ranks first by PICK_KEYS (ties: first listed)."""
     if not grid:
         raise ValueError("pick_best: empty step-size grid")
-    return max(grid, key=lambda entry: tuple(_num(entry[1].get(k)) for k in PICK_KEYS))
+    return max(grid, key=lambda entry: tuple(sortable(entry[1].get(k)) for k in PICK_KEYS))
 
 
-def _fmt(summary: dict, key: str) -> str:
-    value = summary.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    ci = summary.get(key + CI_SUFFIX)
-    small = isinstance(value, float) and 0 < abs(value) < 0.1
-    text = (
-        (f"{value:.3g}" if small else f"{value:.2f}")
-        if isinstance(value, (int, float))
-        else str(value)
-    )
-    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
+def stepsize_section(entries: Sequence[Entry]) -> str:
     """Per attack its step-size grid with the pick marked, then every attack at its best step.
     A grid holds cells equal in every setting but the step size; where the sweep varies more
     (e.g. two datasets), each grid is named by the settings that tell the grids apart."""
@@ -93,21 +71,25 @@ def stepsize_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str
     best_rows = []
     for key, grid in sorted(grids.items()):
         knob, name = dict(key)["knob"], names[stripped[key]]
-        grid.sort(key=lambda e: _num(e[0]))
+        grid.sort(key=lambda e: sortable(e[0]))
         best = pick_best(grid)
         rows = [
-            [f"{v}{' (picked)' if s is best[1] else ''}", *[_fmt(s, k) for k in PICK_KEYS]]
+            [f"{v}{' (picked)' if s is best[1] else ''}", *[summary_value(s, k) for k in PICK_KEYS]]
             for v, s in grid
         ]
-        parts.append(f"### {name} ({knob})\n\n" + _table([knob, *PICK_KEYS], rows) + "\n")
-        best_rows.append([name, f"{knob}={best[0]}", *[_fmt(best[1], k) for k in PICK_KEYS]])
+        parts.append(f"### {name} ({knob})\n\n" + markdown_table([knob, *PICK_KEYS], rows) + "\n")
+        best_rows.append(
+            [name, f"{knob}={best[0]}", *[summary_value(best[1], k) for k in PICK_KEYS]]
+        )
     parts.append(
-        "### At the best step size\n\n" + _table(["attack", "picked", *PICK_KEYS], best_rows) + "\n"
+        "### At the best step size\n\n"
+        + markdown_table(["attack", "picked", *PICK_KEYS], best_rows)
+        + "\n"
     )
     return "\n".join(parts)
 
 
-def ablation_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str:
+def ablation_section(entries: Sequence[Entry]) -> str:
     """One row per ablation variant, the full attack first; only metrics some row has. Where
     the sweep varies more than the variant, each row also names the settings that differ."""
     cells = [(p, s) for _, p, s in entries if ABLATION_KEY in p]
@@ -118,21 +100,18 @@ def ablation_section(entries: Sequence[tuple[str, dict[str, str], dict]]) -> str
     ]
     rows = []
     for params, summary in cells:
-        extra = ", ".join(f"{k}={params.get(k, '(default)')}" for k in others)
+        extra = ", ".join(f"{k}={params.get(k, DEFAULT)}" for k in others)
         rows.append((params[ABLATION_KEY], extra, summary))
     rows.sort(key=lambda r: (r[1], r[0] != "full", r[0]))
     metrics = [m for m in ABLATION_METRICS if any(m in s for _, _, s in rows)]
     body = [
-        [f"{name} ({extra})" if extra else name, *[_fmt(s, m) for m in metrics]]
+        [f"{name} ({extra})" if extra else name, *[summary_value(s, m) for m in metrics]]
         for name, extra, s in rows
     ]
-    return "## Ablation\n\n" + _table(["ablation", *metrics], body) + "\n"
+    return "## Ablation\n\n" + markdown_table(["ablation", *metrics], body) + "\n"
 
 
-Line = tuple[tuple[str, str], ...]
-
-
-def series(entries, x_key: str) -> dict[Line, list[tuple[float, dict]]]:  # noqa: ANN001
+def series(entries: Sequence[Entry], x_key: str) -> dict[Line, list[tuple[float, dict]]]:
     """{line: [(x, summary)]} for lines with at least two x values, where a line is the attack
     and every other setting but `x_key`: cells that differ in anything but x are never joined."""
     lines: dict[Line, list[tuple[float, dict]]] = defaultdict(list)
@@ -140,50 +119,22 @@ def series(entries, x_key: str) -> dict[Line, list[tuple[float, dict]]]:  # noqa
         if ABLATION_KEY in params or any(k in params for k in STEP_KNOBS) or x_key not in params:
             continue
         rest = sorted((k, str(v)) for k, v in params.items() if k not in (x_key, "attack"))
-        lines[(("attack", attack), *rest)].append((_num(params[x_key]), summary))
+        lines[(("attack", attack), *rest)].append((sortable(params[x_key]), summary))
     return {
         k: sorted(v, key=lambda e: e[0]) for k, v in lines.items() if len({x for x, _ in v}) > 1
     }
 
 
-def line_labels(lines: Sequence[Line]) -> dict[Line, str]:
-    """Each line's legend: its attack, then the settings that differ between the lines."""
-    differ = [k for k in varying_keys([dict(line) for line in lines]) if k != "attack"]
-    labels = {}
-    for line in lines:
-        values = dict(line)
-        extra = ", ".join(f"{k}={values.get(k, '(default)')}" for k in differ)
-        labels[line] = f"{values['attack']} ({extra})" if extra else values["attack"]
-    return labels
-
-
-def _errorbar(ax, xs, summaries, key: str, label: str, **style) -> None:  # noqa: ANN001
-    ys = [_num(s.get(key)) for s in summaries]
+def _errorbar(ax: Any, xs: list[float], summaries: list[dict], key: str, label: str) -> None:
+    ys = [sortable(s.get(key)) for s in summaries]
     lo = [y - s.get(key + CI_SUFFIX, [y, y])[0] for y, s in zip(ys, summaries)]
     hi = [s.get(key + CI_SUFFIX, [y, y])[1] - y for y, s in zip(ys, summaries)]
-    ax.errorbar(xs, ys, yerr=[lo, hi], label=label, capsize=2, marker="o", ms=3, **style)
+    ax.errorbar(xs, ys, yerr=[lo, hi], label=label, capsize=2, marker="o", ms=3)
 
 
-def save_figure(fig, path: Path, *axes) -> Path:  # noqa: ANN001
-    """The report's figure style (light grid, small legend on the last axes), saved and closed."""
-    import matplotlib.pyplot as plt
-
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
+def draw_curves(entries: Sequence[Entry], out: Path) -> list[Path]:
     """curve_vs_epsilon.png, curve_vs_steps.png, curve_psnr_vs_success.png (where data allow)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = []
     points = []  # (line label, summary) for the trade-off plot
     for x_key, name, scale in ((EPSILON, "epsilon", 255.0), (STEPS, "steps", 1.0)):
@@ -209,10 +160,10 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
         for line_label, summary in points:
             by_line[line_label].append(summary)
         for line_label, summaries in sorted(by_line.items()):
-            summaries.sort(key=lambda s: _num(s.get("success_rate")))
+            summaries.sort(key=lambda s: sortable(s.get("success_rate")))
             ax.plot(
-                [_num(s.get("success_rate")) for s in summaries],
-                [_num(s.get("psnr_attacked")) for s in summaries],
+                [sortable(s.get("success_rate")) for s in summaries],
+                [sortable(s.get("psnr_attacked")) for s in summaries],
                 marker="o",
                 ms=3,
                 label=line_label,
@@ -223,14 +174,14 @@ def draw_curves(entries, out: Path) -> list[Path]:  # noqa: ANN001
     return written
 
 
-def curve_sections(cells: Sequence, out: Path) -> list[str]:  # noqa: ANN001
+def sections(cells: Sequence[Cell], out: Path) -> list[str]:
     """Markdown sections (curves, step size, ablation) for report.md; PNGs saved under `out`."""
     entries = [(c.choices.get("attack", "?"), c.settings, c.summary) for c in cells if c.finished]
-    sections = []
+    parts = []
     pngs = draw_curves(entries, out)
     if pngs:
-        sections.append(
+        parts.append(
             "## Strength curves\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
         )
-    sections += [s for s in (stepsize_section(entries), ablation_section(entries)) if s]
-    return sections
+    parts += [s for s in (stepsize_section(entries), ablation_section(entries)) if s]
+    return parts

@@ -1,0 +1,5 @@
+"""`python -m miga.report <sweep>` (miga.report.cli)."""
+
+from miga.report.cli import main
+
+raise SystemExit(main())
