@@ -88,9 +88,7 @@ def test_backward_is_the_identity_bpda_surrogate() -> None:
 
 def test_a_cell_scores_through_the_real_bm3d_and_attacks_through_bpda() -> None:
     module = build_module(
-        compose_config(
-            ["denoiser=bm3d", "attack.steps=2", "metrics.lpips_checkpoint=null"]
-        )
+        compose_config(["denoiser=bm3d", "attack.steps=2", "metrics.lpips_checkpoint=null"])
     )
     item = DemoPhotos(size=SIZE, limit=1)[0]
     batch = {
