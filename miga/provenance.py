@@ -27,6 +27,10 @@ PACKAGES = (
     "torchmetrics",
     "wandb",
     "numpy",
+    # extras whose code or data a cell can run on (denoiser=bm3d, dataset=imagenet_samples)
+    "bm3d",
+    "bm4d",
+    "foolbox",
 )
 
 
