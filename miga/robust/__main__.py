@@ -103,8 +103,9 @@ def train_robust(cfg: DictConfig) -> dict[str, Any]:
     point_wandb_into(output_dir)
     logger_tags(cfg)
     loggers = [instantiate_logger(cfg.logger)] if cfg.get("logger") else []
+    settings = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(OmegaConf.to_container(settings, resolve=True))
     checkpoints = output_dir / "checkpoints"
     last = checkpoints / "last.ckpt"
     trainer = L.Trainer(

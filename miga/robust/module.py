@@ -71,7 +71,7 @@ class AdversarialTraining(L.LightningModule):
         objective: Objective,
         downstream: nn.Module | None = None,
         lr: float = 1e-4,
-        steps: int = 600,
+        steps: int = 300,
         seed: int = 0,
     ) -> None:
         super().__init__()
