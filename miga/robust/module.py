@@ -164,6 +164,15 @@ class AdversarialTraining(L.LightningModule):
         load still checks every key of the network."""
         own = {k: v for k, v in self.state_dict().items() if not k.startswith("denoiser.")}
         checkpoint["state_dict"] = {**own, **checkpoint["state_dict"]}
+        # `last.ckpt` is written at an epoch end, so the epoch it records is finished. Lightning
+        # 2.6 restores that epoch's batch counter (and `is_last_batch`) into the *next* epoch,
+        # which then ends before its first batch, and every later one too: a resumed run would
+        # loop over empty epochs. The next epoch starts with its batch counter at zero.
+        progress = checkpoint.get("loops", {}).get("fit_loop", {})
+        batches = progress.get("epoch_loop.batch_progress")
+        if batches is not None and batches.get("is_last_batch"):
+            batches["current"] = {key: 0 for key in batches["current"]}
+            batches["is_last_batch"] = False
 
     def exported_state_dict(self) -> dict[str, Tensor]:
         """The network's bare state dict, the layout `miga/zoo/weights/demo_dncnn.pt` has and
