@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
+from torch.utils.data import DataLoader
 
 from benchmarks.compose import CONF, RESULTS, ROOT, machine_name
 from miga.robust.__main__ import build_module, training_loader
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> dict:
         trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False,
                             accelerator="cpu")
-        trainer.fit(module, train_dataloaders=batches)
+        trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
 
     def plain() -> None:
         net = copy.deepcopy(template.denoiser.net)
