@@ -69,7 +69,16 @@ class GivenNoise(nn.Module):
         super().__init__()
         self.noisy = noisy
 
-    def forward(self, clean: Tensor, index: Tensor, seed: int) -> Tensor:
+    def forward(
+        self,
+        clean: Tensor,
+        index: Tensor,
+        seed: int,
+        stream: str = "noise",
+        stored: Tensor | None = None,
+    ) -> Tensor:
+        """The given x_n (the noise-model signature of miga.data.noise; a dataset's stored
+        image, when one is passed, is the same thing the user gave)."""
         if self.noisy.shape != clean.shape:
             raise ValueError(
                 f"noisy must have the images' shape {tuple(clean.shape)}, "
