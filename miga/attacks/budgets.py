@@ -81,6 +81,20 @@ class Unbounded(Budget):
     """No ε-ball: the loss terms alone keep δ small (MIGA's unknown-task default)."""
 
 
+class NoProjection(Unbounded):
+    """No projection at all, not even onto the image box: δ may drift outside it (`budget=none`).
+
+    The MIGA authors' unknown-task script never projects δ; it only clamps x_n+δ to [0,1]
+    inside the forward (`attack.clamp_input=true`), so δ itself can grow past the box while
+    the image the denoiser sees stays valid.
+    """
+
+    norm = "none"
+
+    def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda delta: delta
+
+
 class LinfBall(Budget):
     """‖δ‖∞ ≤ ε (ε in [0,1] units: 4/255 = 0.0157)."""
 
