@@ -297,9 +297,12 @@ def test_lpips_is_opt_in_from_local_weights(tmp_path, caplog) -> None:
 # --- end to end ---------------------------------------------------------------------------------
 
 #: Every known-task attack of conf/attack/ (a new attack is its YAML: it joins these tests and
-#: must join experiment=baselines); MIGA's unknown-task variant needs pairs and a critic.
+#: must join experiment=baselines); MIGA's unknown-task variant needs pairs and a critic, the
+#: authors' presets VGG16 weights (tests/test_authors_protocol.py).
 KNOWN_TASK_ATTACKS = sorted(
-    p.stem for p in (CONF / "attack").glob("*.yaml") if p.stem != "miga_unknown"
+    p.stem
+    for p in (CONF / "attack").glob("*.yaml")
+    if p.stem not in ("miga_unknown", "miga_authors", "miga_unknown_authors")
 )
 NEW_ATTACKS = [a for a in KNOWN_TASK_ATTACKS if a != "miga"]
 SWEEP = "experiment=baselines"

@@ -89,7 +89,11 @@ class NoProjection(Unbounded):
     the image the denoiser sees stays valid.
     """
 
-    norm = "none"
+    def __init__(self, epsilon: None = None) -> None:
+        # `epsilon: null` lets a preset replace the shared budget: Hydra merges an attack's
+        # `budget:` block into the interpolated `${budget}`, whose epsilon would otherwise stay.
+        if epsilon is not None:
+            raise ValueError(f"budget NoProjection has no epsilon, got epsilon={epsilon}")
 
     def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
         return lambda delta: delta
