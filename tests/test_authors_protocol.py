@@ -36,7 +36,9 @@ class _Residual(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.g = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 3, 3, padding=1))
+        self.g = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 3, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + 0.5 * self.g(x)

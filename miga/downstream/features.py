@@ -18,7 +18,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from miga.checkpoints import CheckpointError, read_checkpoint, state_dict_mismatch
-
 from miga.downstream.classifier import Classifier
 from miga.downstream.timm_models import data_config, timm_net
 
