@@ -236,3 +236,26 @@ def test_critic_layout_mismatches_are_named(critic_file: Path, tmp_path: Path) -
     MINE(ConvPairCritic(), checkpoint=str(ours))  # our own layout is still ours
     with pytest.raises(ValueError, match="checkpoint_layout must be"):
         MINE(ConvPairCritic(), checkpoint=str(ours), checkpoint_layout="theirs")
+
+
+def test_the_authors_options_read_the_device_once_per_batch(critic_file: Path) -> None:
+    """Batch clip, mean loss and the forward clamps add no per-step host read."""
+    from miga.utils.host_reads import HostReads
+
+    denoiser, _, inputs = _setting(seed=3)
+    counts = []
+    for steps in (2, 5):
+        cfg = compose_config(
+            [
+                "attack=miga_unknown_authors",
+                "mi_estimator=mine",
+                f"mi_estimator.checkpoint={critic_file}",
+                f"attack.steps={steps}",
+                "attack.features=null",
+            ]
+        )
+        attack = instantiate(cfg.attack)
+        with torch.enable_grad(), HostReads(under="miga/") as reads:
+            attack(inputs, Victim(denoiser))
+        counts.append(reads.count)
+    assert counts[0] == counts[1]
