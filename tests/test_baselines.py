@@ -297,13 +297,14 @@ def test_lpips_is_opt_in_from_local_weights(tmp_path, caplog) -> None:
 # --- end to end ---------------------------------------------------------------------------------
 
 #: Every known-task attack of conf/attack/ (a new attack is its YAML: it joins these tests and
-#: must join experiment=baselines); MIGA's unknown-task variant needs pairs and a critic.
-#: Square (a query budget, no steps) and the worst-case ensemble are not baselines at equal
-#: steps: tests/test_worst_case.py runs them.
+#: must join experiment=baselines); MIGA's unknown-task variant needs pairs and a critic, the
+#: authors' presets VGG16 weights (tests/test_authors_protocol.py). Square (a query budget, no
+#: steps) and the worst-case ensemble are not baselines at equal steps: tests/test_worst_case.py.
 KNOWN_TASK_ATTACKS = sorted(
     p.stem
     for p in (CONF / "attack").glob("*.yaml")
-    if p.stem not in ("miga_unknown", "square", "worst_case")
+    if p.stem
+    not in ("miga_unknown", "miga_authors", "miga_unknown_authors", "square", "worst_case")
 )
 NEW_ATTACKS = [a for a in KNOWN_TASK_ATTACKS if a != "miga"]
 SWEEP = "experiment=baselines"

@@ -28,8 +28,18 @@ ITERATIVE = sorted(
     path.stem
     for path in (CONF / "attack").glob("*.yaml")
     # no loop / another task / no gradient loop (Square, the worst-case ensemble of loops:
-    # tests/test_worst_case.py)
-    if path.stem not in ("none", "random", "miga_unknown", "square", "worst_case")
+    # tests/test_worst_case.py) / the authors' presets (VGG16 weights, options the earlier loop
+    # lacks: tests/test_authors_protocol.py holds them to tests/reference_authors.py)
+    if path.stem
+    not in (
+        "none",
+        "random",
+        "miga_unknown",
+        "miga_authors",
+        "miga_unknown_authors",
+        "square",
+        "worst_case",
+    )
 )
 
 

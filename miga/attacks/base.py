@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
@@ -78,7 +78,20 @@ class Attack(nn.Module):
         optimizer: `partial` of a torch optimiser taking the parameter list, e.g. Adam(lr=0.1).
         scheduler: optional `partial` of an LR scheduler taking the optimiser.
         budget: threat model projected onto after every step.
-        grad_clip: optional max L2 norm of each sample's gradient.
+        grad_clip: optional max L2 norm of the gradient, of each sample's or of the batch's.
+        grad_clip_scope: `sample` (default: each sample's gradient clipped alone, results
+            independent of the batch) or `batch` (one norm over the whole batch's gradient,
+            `torch.nn.utils.clip_grad_norm_([δ])`, as the MIGA authors' unknown-task script).
+        loss_reduction: how per-sample losses make the backward's scalar: `sum` (default: each
+            sample's gradient is its own loss's) or `mean` over the batch (the authors' scripts;
+            Adam's ε and a batch-wide clip then see gradients 1/B as large).
+        clamp_input: clamp x_n+δ to [0,1] inside the forward (the authors' scripts), on top of
+            the budget's projection; the returned δ is then the one the denoiser saw,
+            clamp(x_n+δ, 0, 1) − x_n.
+        clamp_output: None: D(x_n+δ) as the denoiser is configured (`denoiser.clamp`);
+            false/true: the denoiser's raw/[0,1]-clamped output inside the attack (the authors'
+            scripts do not clamp it). Needs a denoiser whose forward takes `clamp=`
+            (`miga.denoisers.Denoiser`).
         random_start: start from a random δ in the budget instead of 0.
         stopping: optional rule freezing samples that reached the goal.
 
@@ -99,12 +112,24 @@ class Attack(nn.Module):
         grad_clip: float | None = None,
         random_start: bool = False,
         stopping: StoppingRule | None = None,
+        grad_clip_scope: Literal["sample", "batch"] = "sample",
+        loss_reduction: Literal["sum", "mean"] = "sum",
+        clamp_input: bool = False,
+        clamp_output: bool | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(steps, int) or isinstance(steps, bool):
             raise TypeError(f"attack.steps must be an integer, got {steps!r}")
         if steps < 0:
             raise ValueError(f"attack.steps must be >= 0, got {steps}")
+        if grad_clip_scope not in ("sample", "batch"):
+            raise ValueError(
+                f"attack.grad_clip_scope must be 'sample' or 'batch', got {grad_clip_scope!r}"
+            )
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(
+                f"attack.loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}"
+            )
         unknown = set(weights) - set(terms)
         if unknown:
             raise ValueError(f"attack weights name unknown terms {sorted(unknown)}")
@@ -115,6 +140,10 @@ class Attack(nn.Module):
         self.scheduler = scheduler
         self.budget = budget if budget is not None else Unbounded()
         self.grad_clip = grad_clip
+        self.grad_clip_scope = grad_clip_scope
+        self.loss_reduction = loss_reduction
+        self.clamp_input = clamp_input
+        self.clamp_output = clamp_output
         self.random_start = random_start
         self.stopping = stopping
         self.on_step: StepCallback | None = None
@@ -197,7 +226,8 @@ class Attack(nn.Module):
             previous = frozen
             sub_update = update if rows is None else update[rows]
             optimizer.zero_grad(set_to_none=True)
-            torch.where(sub_update, loss, torch.zeros_like(loss)).sum().backward()
+            kept = torch.where(sub_update, loss, torch.zeros_like(loss)).sum()
+            (kept / batch if self.loss_reduction == "mean" else kept).backward()
             self._sanitise_gradient(delta)
             optimizer.step()
             if scheduler is not None:
@@ -208,10 +238,13 @@ class Attack(nn.Module):
             trace.record(loss.detach(), finite, update)
             if self.on_step is not None:
                 self.on_step(step, trace.last())
+        if self.clamp_input:  # the δ the denoiser saw: x_n+δ inside [0,1]
+            with torch.no_grad():
+                delta.copy_((inputs.noisy + delta).clamp(0.0, 1.0) - inputs.noisy)
         return AttackResult(delta.detach(), steps, flagged, stopped, trace.history())
 
-    @staticmethod
     def _step_state(
+        self,
         inputs: AttackInputs,
         victim: Victim,
         delta: Tensor,
@@ -220,21 +253,30 @@ class Attack(nn.Module):
     ) -> StepState:
         """x_n+δ and D(x_n+δ); with sensor draws, the K views x+n_k+δ stacked draw-major."""
         if sensor is None or sensor.attack_draws == 0:
-            perturbed = inputs.noisy + delta
-            return StepState(inputs, victim, delta, perturbed, victim.denoise(perturbed))
+            perturbed = self._observed(inputs.noisy + delta)
+            return StepState(inputs, victim, delta, perturbed, self._denoise(victim, perturbed))
         draws = sensor.attack_draws
         with torch.no_grad():
             noisy = sensor.attack_noisy(inputs.clean, inputs.index, inputs.seed, step)
         tiled = torch.cat([delta] * draws)
-        perturbed = sensor.observe(noisy, tiled)
+        perturbed = self._observed(sensor.observe(noisy, tiled))
         return StepState(
             inputs=inputs.repeat(draws, noisy),
             victim=victim,
             delta=tiled,
             perturbed=perturbed,
-            output=victim.denoise(perturbed),
+            output=self._denoise(victim, perturbed),
             draws=draws,
         )
+
+    def _observed(self, perturbed: Tensor) -> Tensor:
+        """x_n+δ as the denoiser receives it: clamped to [0,1] with `clamp_input`."""
+        return perturbed.clamp(0.0, 1.0) if self.clamp_input else perturbed
+
+    def _denoise(self, victim: Victim, perturbed: Tensor) -> Tensor:
+        if self.clamp_output is None:
+            return victim.denoise(perturbed)
+        return victim.denoise(perturbed, clamp=self.clamp_output)
 
     def _reached(self, state: StepState) -> Tensor:
         """(B,) bool: the stopping rule holds for the sample (on every draw of the step)."""
@@ -244,12 +286,15 @@ class Attack(nn.Module):
         return reached.view(state.draws, -1).all(dim=0)
 
     def _sanitise_gradient(self, delta: Tensor) -> None:
-        """Drop non-finite values and clip each sample's norm. Frozen samples' rows need no
-        zeroing: the write-back restores their δ whatever the optimiser did to it (torch's
-        optimisers and ours act per value or per sample)."""
+        """Drop non-finite values and clip each sample's norm (or the batch's). Frozen samples'
+        rows need no zeroing: the write-back restores their δ whatever the optimiser did to it
+        (torch's optimisers and ours act per value or per sample)."""
         grad = delta.grad
         torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
-        if self.grad_clip is not None:
+        if self.grad_clip is not None and self.grad_clip_scope == "batch":
+            # torch.nn.utils.clip_grad_norm_'s rule, kept on the device (no host read)
+            grad.mul_((self.grad_clip / (grad.norm() + 1e-6)).clamp(max=1.0))
+        elif self.grad_clip is not None:
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
             scale = (self.grad_clip / norm).clamp(max=1.0)
             grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))

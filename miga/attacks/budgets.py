@@ -81,6 +81,24 @@ class Unbounded(Budget):
     """No ε-ball: the loss terms alone keep δ small (MIGA's unknown-task default)."""
 
 
+class NoProjection(Unbounded):
+    """No projection at all, not even onto the image box: δ may drift outside it (`budget=none`).
+
+    The MIGA authors' unknown-task script never projects δ; it only clamps x_n+δ to [0,1]
+    inside the forward (`attack.clamp_input=true`), so δ itself can grow past the box while
+    the image the denoiser sees stays valid.
+    """
+
+    def __init__(self, epsilon: None = None) -> None:
+        # `epsilon: null` lets a preset replace the shared budget: Hydra merges an attack's
+        # `budget:` block into the interpolated `${budget}`, whose epsilon would otherwise stay.
+        if epsilon is not None:
+            raise ValueError(f"budget NoProjection has no epsilon, got epsilon={epsilon}")
+
+    def projector(self, noisy: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda delta: delta
+
+
 class LinfBall(Budget):
     """‖δ‖∞ ≤ ε (ε in [0,1] units: 4/255 = 0.0157)."""
 

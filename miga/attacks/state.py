@@ -26,18 +26,22 @@ class Victim:
     defense: nn.Module | None = None
     delivery: Delivery | None = None
 
-    def denoise(self, image: Tensor) -> Tensor:
+    def denoise(self, image: Tensor, clamp: bool | None = None) -> Tensor:
         """The attack's path: D(defence's attack form(delivery's attack form(image))).
 
         A `Defense` offers `attack_forward` (its differentiable/BPDA form when the attack is
         adaptive, the identity when not); any other module is applied as it is. The delivery's
         attack form is straight-through rounding (and BPDA JPEG), `miga.threats.delivery`.
+        `clamp` (None: as the denoiser is configured) asks the denoiser for its [0,1]-clamped or
+        raw output (`attack.clamp_output`; the denoiser's forward must take `clamp=`).
         """
         if self.delivery is not None:
             image = self.delivery.attack_forward(image)
         if self.defense is not None:
             image = getattr(self.defense, "attack_forward", self.defense)(image)
-        return self.denoiser(image)
+        if clamp is None:
+            return self.denoiser(image)
+        return self.denoiser(image, clamp=clamp)
 
     def evaluate(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
         """The evaluation path: D(defence(image)) with the real transform (e.g. PIL's JPEG);

@@ -7,6 +7,7 @@ update independent of the rest of its batch: results do not change with batch si
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -38,7 +39,11 @@ class LossTerm(nn.Module, ABC):
 
 
 class _PerceptualMSE(nn.Module):
-    """MSE plus `weight` × MSE of frozen features (the authors use VGG16; none by default)."""
+    """MSE plus `weight` × MSE of frozen features (the authors use VGG16; none by default).
+
+    `features` returns one tensor (its MSE is the perceptual term: the authors' known task,
+    VGG16's whole `features` stack) or a sequence of tensors (the per-sample MSEs of each are
+    summed: the authors' unknown task, VGG16 layers 4, 9 and 16)."""
 
     def __init__(self, features: nn.Module | None, weight: float) -> None:
         super().__init__()
@@ -48,8 +53,15 @@ class _PerceptualMSE(nn.Module):
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         loss = per_sample_mse(a, b)
         if self.features is not None and self.weight:
-            loss = loss + self.weight * per_sample_mse(self.features(a), self.features(b))
+            loss = loss + self.weight * _feature_mse(self.features(a), self.features(b))
         return loss
+
+
+def _feature_mse(a: Tensor | Sequence[Tensor], b: Tensor | Sequence[Tensor]) -> Tensor:
+    """Per-sample MSE of one feature tensor, or the sum over layers of a sequence of them."""
+    if isinstance(a, Tensor):
+        return per_sample_mse(a, b)
+    return sum(per_sample_mse(x, y) for x, y in zip(a, b, strict=True))
 
 
 class OutputFidelity(LossTerm):

@@ -104,12 +104,15 @@ class Denoiser(nn.Module):
         """Stay in eval mode: a denoiser under attack is never trained through this wrapper."""
         return super().train(False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, clamp: bool | None = None) -> Tensor:
+        """D(x); `clamp` None follows `self.clamp`, a bool overrides it for this call (an
+        attack that optimises through the raw output: `attack.clamp_output=false`)."""
         if self.tile is not None and max(x.shape[-2:]) > self.tile:
             out = self._tiled(x)
         else:
             out = self._padded(x)
-        return out.clamp(0.0, 1.0) if self.clamp else out
+        clamp = self.clamp if clamp is None else clamp
+        return out.clamp(0.0, 1.0) if clamp else out
 
     def _padded(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]

@@ -137,17 +137,48 @@ class ConvPairCritic(Critic):
     64, 128, 256, 512, 512 channels, flattened (512·2·2 = 2048 at size 64) and scored by
     FC 2048→512→256→1 with LeakyReLU 0.2 between.
 
-    State-dict layout (our choice: the authors' critic file is not available to us, so these
-    names are not known to match theirs; a file with another layout needs a key map). Two flat
-    `nn.Sequential`s, so with the default 5 blocks:
+    State-dict layout: two flat `nn.Sequential`s, so with the default 5 blocks:
 
     - `features.{5k}.weight|bias`: conv of block k (k = 0..4, i.e. features.0, .5, .10, .15, .20)
     - `features.{5k+1}.weight|bias|running_mean|running_var|num_batches_tracked`: its BatchNorm
       (features.{5k+2} LeakyReLU, .{5k+3} Dropout, .{5k+4} MaxPool hold no parameters)
     - `classifier.0.weight|bias` (2048→512), `classifier.2.*` (512→256), `classifier.4.*` (256→1)
 
+    The authors' released `mine_model.pth` (their `MINE(3, 64)`) holds the same 41 tensors as
+    `conv1..5`, `bn1..5`, `fc1..3`: `from_authors_layout` renames them (conv{k} → features.{5(k−1)},
+    bn{k} → features.{5(k−1)+1}, fc{j} → classifier.{2(j−1)}); the critic loader does it itself
+    when it recognises those names (`mi_estimator.checkpoint_layout`). Their forward is this one:
+    64×64 bilinear resize (align_corners=False), ImageNet normalisation, cat(a, b), the five
+    blocks, the three linear layers.
+
     The ImageNet mean/std are non-persistent buffers (not in the state dict).
     """
+
+    #: A state dict in the authors' layout has these keys (`looks_like_authors_layout`).
+    AUTHORS_MARKERS = ("conv1.weight", "bn1.running_mean", "fc1.weight")
+
+    @classmethod
+    def looks_like_authors_layout(cls, state: dict[str, Tensor]) -> bool:
+        return all(key in state for key in cls.AUTHORS_MARKERS)
+
+    @staticmethod
+    def from_authors_layout(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The authors' key names (conv1..5, bn1..5, fc1..3) renamed to ours; any other key
+        is kept as it is, so the strict load names it."""
+        renamed = {}
+        for key, value in state.items():
+            module, _, rest = key.partition(".")
+            for stem, target, stride, offset in (
+                ("conv", "features", 5, 0),
+                ("bn", "features", 5, 1),
+                ("fc", "classifier", 2, 0),
+            ):
+                number = module.removeprefix(stem)
+                if module.startswith(stem) and number.isdigit() and int(number) >= 1:
+                    key = f"{target}.{stride * (int(number) - 1) + offset}.{rest}"
+                    break
+            renamed[key] = value
+        return renamed
 
     def __init__(
         self,

@@ -74,8 +74,11 @@ def _find_prefix(state: dict[str, Tensor], expected: list[str], path: Path) -> s
     return found[0] if found else ""
 
 
+Layout = Literal["miga", "authors"]
+
+
 def critic_state_from_file(
-    path: str | Path, critic: nn.Module, prefix: str | None = None
+    path: str | Path, critic: nn.Module, prefix: str | None = None, layout: Layout | None = None
 ) -> dict[str, Tensor]:
     """Read `path` and return exactly the critic's state dict, or raise naming the file.
 
@@ -83,12 +86,31 @@ def critic_state_from_file(
     stripped of `prefix` (e.g. ``"estimator.critic."``; None: found automatically as the prefix
     under which all of the critic's keys appear, "" for a plain file). Keys under the prefix that
     the critic lacks, missing keys and shape mismatches are errors (strict loading).
+
+    `layout` names the file's key names: `miga` (ours), `authors` (the MIGA authors'
+    `mine_model.pth`: conv1..5, bn1..5, fc1..3, renamed by the critic's `from_authors_layout`),
+    None: `authors` when the file has their names, else `miga`.
     """
     path = Path(path)
     try:  # the one safe reader: a Lightning checkpoint's hyper-parameters never run code
         state = read_checkpoint(path)
     except CheckpointError as err:
         raise CriticCheckpointError(str(err)) from err
+    if layout not in (None, "miga", "authors"):
+        raise ValueError(
+            f"mi_estimator.checkpoint_layout must be miga, authors or null, got {layout!r}"
+        )
+    rename = getattr(critic, "from_authors_layout", None)
+    if layout is None:
+        recognise = getattr(critic, "looks_like_authors_layout", None)
+        layout = "authors" if recognise is not None and recognise(state) else "miga"
+    if layout == "authors":
+        if rename is None:
+            raise CriticCheckpointError(
+                f"{path}: checkpoint_layout=authors, but {type(critic).__name__} has no "
+                "authors' layout (only ConvPairCritic, the authors' critic, has one)"
+            )
+        state = rename(state)
     expected = critic.state_dict()
     if not expected:
         raise CriticCheckpointError(f"{path}: the critic {type(critic).__name__} has no weights")
@@ -131,6 +153,8 @@ class CriticEstimator(MIEstimator):
     `checkpoint`: a critic state dict (plain, or a Lightning checkpoint's `state_dict` with
     `checkpoint_prefix` stripped, found automatically when None), loaded strictly and then
     frozen. `marginals`: how samples of the product of marginals are drawn (module docstring).
+    `checkpoint_layout`: the file's key names, `miga`, `authors` (the MIGA authors'
+    `mine_model.pth`, `critic_state_from_file`) or None (recognised from the keys).
     `allow_random`: let an attack go through a critic that loaded no checkpoint (frozen at its
     random initialisation, for smoke tests); without it `prepare_for_attack` raises.
     """
@@ -142,6 +166,7 @@ class CriticEstimator(MIEstimator):
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "pairs",
         allow_random: bool = False,
+        checkpoint_layout: Layout | None = None,
     ) -> None:
         super().__init__()
         if marginals not in ("pairs", "shuffle"):
@@ -151,13 +176,16 @@ class CriticEstimator(MIEstimator):
         self.frozen = False
         self.allow_random = allow_random
         if checkpoint is not None:
-            self.load_critic(checkpoint, prefix=checkpoint_prefix)
+            self.load_critic(checkpoint, prefix=checkpoint_prefix, layout=checkpoint_layout)
 
     # -- weights ------------------------------------------------------------------------------
 
-    def load_critic(self, path: str | Path, prefix: str | None = None) -> CriticEstimator:
+    def load_critic(
+        self, path: str | Path, prefix: str | None = None, layout: Layout | None = None
+    ) -> CriticEstimator:
         """Load the critic's weights strictly from `path`, then freeze it."""
-        self.critic.load_state_dict(critic_state_from_file(path, self.critic, prefix), strict=True)
+        state = critic_state_from_file(path, self.critic, prefix, layout)
+        self.critic.load_state_dict(state, strict=True)
         log.info("loaded %s critic from %s", type(self.critic).__name__, path)
         return self.freeze()
 
@@ -246,8 +274,11 @@ class MINE(CriticEstimator):
         marginals: Marginals = "shuffle",
         ema_rate: float | None = 0.01,
         allow_random: bool = False,
+        checkpoint_layout: Layout | None = None,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
+        super().__init__(
+            critic, checkpoint, checkpoint_prefix, marginals, allow_random, checkpoint_layout
+        )
         if ema_rate is not None and not 0.0 < ema_rate <= 1.0:
             raise ValueError(f"ema_rate must be in (0, 1] or None, got {ema_rate}")
         self.ema_rate = ema_rate
@@ -290,8 +321,11 @@ class MINEf(CriticEstimator):
         checkpoint_prefix: str | None = None,
         marginals: Marginals = "shuffle",
         allow_random: bool = False,
+        checkpoint_layout: Layout | None = None,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
+        super().__init__(
+            critic, checkpoint, checkpoint_prefix, marginals, allow_random, checkpoint_layout
+        )
 
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         joint, marginal = self.joint_and_marginal(a, b)
@@ -326,8 +360,11 @@ class SMILE(CriticEstimator):
         clip: float | None = 5.0,
         js_gradient: bool = True,
         allow_random: bool = False,
+        checkpoint_layout: Layout | None = None,
     ) -> None:
-        super().__init__(critic, checkpoint, checkpoint_prefix, marginals, allow_random)
+        super().__init__(
+            critic, checkpoint, checkpoint_prefix, marginals, allow_random, checkpoint_layout
+        )
         self.clip = clip
         self.js_gradient = js_gradient
 
@@ -372,13 +409,16 @@ class CLUB(CriticEstimator):
         checkpoint: str | None = None,
         checkpoint_prefix: str | None = None,
         allow_random: bool = False,
+        checkpoint_layout: Layout | None = None,
     ) -> None:
         if not hasattr(critic, "log_prob"):
             raise TypeError(
                 f"CLUB needs a conditional density network q(b|a) with `log_prob` (e.g. "
                 f"miga.mi.critics.GaussianConditional), got {type(critic).__name__}"
             )
-        super().__init__(critic, checkpoint, checkpoint_prefix, "pairs", allow_random)
+        super().__init__(
+            critic, checkpoint, checkpoint_prefix, "pairs", allow_random, checkpoint_layout
+        )
 
     def estimate(self, a: Tensor, b: Tensor) -> Tensor:
         matrix = self.critic.pair_scores(a, b)
