@@ -37,8 +37,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
-from miga.robust.data import ROBUST_TRAINING_PHOTOS, NoisyCropSamples, StepSamples
-from miga.robust.data import training_photos
+from miga.robust.data import ROBUST_TRAINING_PHOTOS, NoisyCropSamples, StepSamples, training_photos
 from miga.robust.module import AdversarialTraining
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.renamed import refuse_renamed_keys
