@@ -125,8 +125,8 @@ class Attack(nn.Module):
     def observe(self, optimizer: Optimizer, loss: Tensor) -> None:
         """Called before every optimiser step with each sample's loss (B,) at the δ the
         gradient was taken at (rows out of the pass are 0, a flagged sample's may be
-        non-finite: the write-back restores both samples' δ after the step): step rules that adapt per sample (APGD's step-size schedule) read it here.
-        Nothing by default."""
+        non-finite: the write-back restores both samples' δ after the step). Step rules
+        that adapt per sample (APGD's step-size schedule) read it here; nothing by default."""
 
     def initial_delta(self, inputs: AttackInputs) -> Tensor:
         if self.random_start:
