@@ -345,7 +345,7 @@ def test_each_attack_runs_end_to_end(e2e, attack: str) -> None:
     summary = json.loads((_cells(e2e)[attack] / "summary.json").read_text())
     assert summary["n_images"] == 2
     assert "delta_psnr" in summary and "acc_attacked" in summary
-    if attack in ("ifgsm", "pgd", "random"):
+    if attack in ("ifgsm", "pgd", "random", "apgd_ce", "apgd_dlr", "apgd_t"):
         assert summary["linf_max"] <= EPS + 1e-6
     else:
         assert summary["l2_max"] <= RHO_128 * (1 + 1e-5)
@@ -359,6 +359,7 @@ def test_baselines_experiment_runs_every_attack_at_equal_budget(e2e) -> None:
     targets = sorted(c["attack"]["_target_"].rsplit(".", 1)[1] for c in configs)
     assert targets == sorted(
         ["MIGA", "IFGSM", "PGD", "PGDL2", "ObsAtk", "DenoisingPGD", "RandomNoise", "NoAttack"]
+        + ["APGD"] * 3
     )
     assert all(c["budget"] == configs[0]["budget"] for c in configs)
     for path in summaries:

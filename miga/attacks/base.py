@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from miga.attacks.budgets import Budget, Unbounded
 from miga.attacks.state import AttackInputs, StepState, Victim
@@ -154,6 +155,17 @@ class Attack(nn.Module):
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, parts
 
+    def step_rule(self, delta: Tensor, project: Callable[[Tensor], Tensor]) -> Optimizer:
+        """The optimiser of one batch's δ. A step rule that projects inside its step (APGD's
+        momentum step) overrides this to receive the batch's projection onto the budget."""
+        return self.optimizer([delta])
+
+    def observe(self, optimizer: Optimizer, loss: Tensor) -> None:
+        """Called before every optimiser step with each sample's loss (B,) at the δ the
+        gradient was taken at (rows out of the pass are 0, a flagged sample's may be
+        non-finite: the write-back restores both samples' δ after the step). Step rules
+        that adapt per sample (APGD's step-size schedule) read it here; nothing by default."""
+
     def initial_delta(self, inputs: AttackInputs) -> Tensor:
         if self.random_start:
             return self.budget.random_start(inputs.noisy, inputs.index, inputs.seed)
@@ -179,9 +191,9 @@ class Attack(nn.Module):
         stopped = torch.zeros(batch, dtype=torch.bool, device=device)
         if self.steps == 0:
             return AttackResult(delta.detach(), steps, flagged, stopped, [])
-        optimizer = self.optimizer([delta])
-        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
         project = self.budget.projector(inputs.noisy)
+        optimizer = self.step_rule(delta, project)
+        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
         trace = _Trace()
         previous: Tensor | None = None  # the δ evaluated at the step before (a finite loss)
 
@@ -229,6 +241,7 @@ class Attack(nn.Module):
             kept = torch.where(sub_update, loss, torch.zeros_like(loss)).sum()
             (kept / batch if self.loss_reduction == "mean" else kept).backward()
             self._sanitise_gradient(delta)
+            self.observe(optimizer, _spread(loss.detach(), rows, batch))
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -303,6 +316,13 @@ class Attack(nn.Module):
 def _per_value(mask: Tensor, like: Tensor) -> Tensor:
     """A (B,) mask viewed to broadcast over a (B, …) tensor."""
     return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _spread(values: Tensor, rows: Tensor | None, batch: int) -> Tensor:
+    """A sub-batch's (n,) values as (B,) values over the batch, 0 elsewhere."""
+    if rows is None:
+        return values
+    return values.new_zeros(batch).index_put_((rows,), values)
 
 
 def _to_batch(values: Tensor, rows: Tensor | None, batch: int, fill: bool) -> Tensor:

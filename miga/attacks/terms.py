@@ -6,6 +6,7 @@ update independent of the rest of its batch: results do not change with batch si
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Literal
@@ -137,3 +138,63 @@ class TaskCrossEntropy(LossTerm):
             return -F.cross_entropy(logits, label, reduction="none")
         one_hot = F.one_hot(label, logits.shape[1]).to(logits.dtype)
         return -per_sample_mse(logits.softmax(dim=1), one_hot)
+
+
+class DifferenceOfLogitsRatio(LossTerm):
+    """−DLR of the task model on D(x_n+δ) (Croce & Hein 2020, arXiv 2003.01690, §4), minimised.
+
+    DLR is shift- and scale-invariant in the logits z, so a saturated softmax (which flattens
+    CE's gradient) does not hide the direction to another class:
+
+    - untargeted: DLR = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12);
+    - targeted at t (APGD-T): DLR = −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12),
+
+    π the logits sorted in decreasing order. DLR > 0 exactly when the label is no longer the
+    top class (targeted: when z_t > z_y), so the sample with the highest DLR is broken if any
+    was. The target is `target_class` (a fixed class: `attack.target_class`) if given, else
+    the `target_rank`-th most likely class of the task model on D(x_n) (APGD-T's scheme:
+    rank 2 is the runner-up; torchattacks' APGDT takes the ranks 2 … n_classes in turn, each
+    on the images still unbroken — here one rank per attack, further ranks are further
+    members of an ensemble). Neither: untargeted. Both: the fixed class wins.
+    The logit ranks on D(x_n) are computed once per batch (cached for the batch's inputs).
+    """
+
+    def __init__(self, target_class: int | None = None, target_rank: int | None = None) -> None:
+        super().__init__()
+        if target_rank is not None and target_rank < 2:
+            raise ValueError(
+                f"DLR target_rank must be >= 2 (rank 1 is the predicted class), got {target_rank}"
+            )
+        self.target_class = target_class
+        self.target_rank = target_rank
+        self._targets: tuple[weakref.ref, Tensor] | None = None
+
+    def forward(self, state: StepState) -> Tensor:
+        logits = state.downstream_logits()
+        label = state.inputs.label
+        if label is None:
+            raise ValueError("the DLR term needs labels: this dataset has none")
+        ranked = logits.sort(dim=1, descending=True).values
+        true = logits.gather(1, label[:, None]).squeeze(1)
+        target = self._target(state)
+        if target is None:
+            top_is_label = logits.argmax(dim=1) == label
+            other = torch.where(top_is_label, ranked[:, 1], ranked[:, 0])
+            return (true - other) / (ranked[:, 0] - ranked[:, 2] + 1e-12)
+        aimed = logits.gather(1, target[:, None]).squeeze(1)
+        scale = ranked[:, 0] - 0.5 * ranked[:, 2] - 0.5 * ranked[:, 3] + 1e-12
+        return (true - aimed) / scale
+
+    def _target(self, state: StepState) -> Tensor | None:
+        """(B,) target classes, or None for the untargeted DLR."""
+        inputs = state.inputs
+        if self.target_class is not None:
+            return torch.full_like(inputs.label, self.target_class)
+        if self.target_rank is None:
+            return None
+        if self._targets is None or self._targets[0]() is not inputs:
+            with torch.no_grad():
+                clean_logits = state.victim.downstream(inputs.denoised)
+            order = clean_logits.sort(dim=1, descending=True).indices
+            self._targets = (weakref.ref(inputs), order[:, self.target_rank - 1])
+        return self._targets[1]
