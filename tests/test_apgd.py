@@ -215,7 +215,7 @@ def test_apgd_reads_the_device_once_per_batch(loss: str) -> None:
 
     def reads(steps: int) -> int:
         attack = _attack(f"apgd_{loss}", steps)
-        with torch.enable_grad(), HostReads(under="miga/") as counted:
+        with torch.enable_grad(), HostReads() as counted:
             attack(inputs, Victim(denoiser, classifier))
         return counted.count
 

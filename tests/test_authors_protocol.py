@@ -255,7 +255,7 @@ def test_the_authors_options_read_the_device_once_per_batch(critic_file: Path) -
             ]
         )
         attack = instantiate(cfg.attack)
-        with torch.enable_grad(), HostReads(under="miga/") as reads:
+        with torch.enable_grad(), HostReads() as reads:
             attack(inputs, Victim(denoiser))
         counts.append(reads.count)
     assert counts[0] == counts[1]
