@@ -25,7 +25,7 @@ from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
 from miga.data.collate import crop_center
-from miga.data.sensor import SensorNoise
+from miga.threats.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorers, scorer_list
 
 
@@ -187,7 +187,7 @@ class AttackModule(L.LightningModule):
                 perturbed=perturbed,
                 attacked=self.victim.evaluate(perturbed, index, self.seed).float(),
             )
-            for scorer in sensor.scorers:
+            for scorer in scorer_list(sensor.scorers):
                 columns.update({f"sensor{draw}_{k}": v for k, v in scorer(fresh).items()})
         return columns
 

@@ -31,6 +31,7 @@ from miga.data.datamodule import PredictDataModule
 from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
 from miga.provenance import provenance
+from miga.threats import surrogate
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.lightning_notices import lightning_notices_ignored
 from miga.utils.renamed import refuse_renamed_keys
@@ -39,15 +40,6 @@ from miga.utils.threads import apply_threads
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
 log = logging.getLogger(__name__)
-
-
-def surrogate(cfg: DictConfig, group: str) -> Any:
-    """The model at `surrogate.<group>`, or None (white-box) when unset or the victim's own
-    config: a surrogate equal to the victim is the victim, and its cell the matrix's diagonal."""
-    node = OmegaConf.select(cfg, f"surrogate.{group}")
-    if node is None or node == cfg.get(group):
-        return None
-    return instantiate(node)
 
 
 def build_module(cfg: DictConfig) -> AttackModule:

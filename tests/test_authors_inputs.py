@@ -20,7 +20,7 @@ from miga.data.collate import PadCenter, center_offsets, crop_center
 from miga.data.imagenet import IMAGENET10, ImageNet
 from miga.data.images import BadImageError
 from miga.data.make_noisy import make_noisy, noisy_uint8
-from miga.data.noise import FromDisk, GaussianNoise
+from miga.threats.noise import FromDisk, GaussianNoise
 from miga.data.paired import PairedImages
 from miga.metrics.quality import psnr
 from miga.run import build_datamodule, build_module

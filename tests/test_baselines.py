@@ -29,7 +29,7 @@ from miga.attacks.denoising_budgets import (
     zero_sum_clip,
 )
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.noise import GaussianNoise
+from miga.threats.noise import GaussianNoise
 from miga.metrics.lpips import LPIPS, load_lpips
 from miga.metrics.quality import psnr
 from miga.metrics.scorers import DeltaPSNR, Outcome, TargetedSuccess
