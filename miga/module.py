@@ -25,8 +25,8 @@ from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
 from miga.callbacks.image_grid import ImageGrids
 from miga.data.collate import crop_center
-from miga.threats.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorers, scorer_list
+from miga.threats.sensor import SensorNoise
 
 
 @contextmanager

@@ -20,11 +20,11 @@ from miga.attacks.base import Attack
 from miga.attacks.budgets import Unbounded
 from miga.attacks.state import AttackInputs, Victim
 from miga.attacks.terms import OutputDistortion
-from miga.threats.noise import GaussianNoise
-from miga.threats.sensor import SensorNoise
 from miga.metrics.intervals import bootstrap_mean
 from miga.metrics.summary import sensor_summary, summarize
 from miga.run import build_module
+from miga.threats.noise import GaussianNoise
+from miga.threats.sensor import SensorNoise
 from tests.conftest import compose_config
 
 SEED = 3
