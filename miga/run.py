@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
+from miga.callbacks.results_folder import prepare_results_dir
 from miga.callbacks.results_writer import ResultsWriter, read_rows
 from miga.callbacks.signals import StopOnSigterm
 from miga.contracts import check_cell, config_targets
@@ -35,7 +36,6 @@ from miga.threats import surrogate
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.lightning_notices import lightning_notices_ignored
 from miga.utils.renamed import refuse_renamed_keys
-from miga.utils.results_dir import prepare_results_dir
 from miga.utils.threads import apply_threads
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
