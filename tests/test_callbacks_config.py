@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from lightning.pytorch.callbacks import Timer
+from omegaconf import open_dict
 
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
@@ -43,9 +44,18 @@ def test_one_callback_is_removed_or_added_by_name_from_the_command_line() -> Non
 def test_callbacks_do_not_enter_the_config_hash() -> None:
     """They decide where results go and what the console shows, not what a row holds: a cell
     run without grids resumes the same results (and older folders keep their hash)."""
-    plain = compose_config()
-    assert config_hash(plain) == config_hash(compose_config(["~callbacks.image_grids"]))
-    assert config_hash(plain) != config_hash(compose_config(["seed=1"]))
+    plain = cell_hash([])
+    assert plain == cell_hash(["~callbacks.image_grids"])
+    assert plain == cell_hash(["+callbacks.timer={_target_:lightning.pytorch.callbacks.Timer}"])
+    assert plain != cell_hash(["seed=1"])
+
+
+def cell_hash(overrides: list[str]) -> str:
+    """The hash a cell records: of its config as `miga.run` sees it (no `hydra` node)."""
+    cfg = compose_config(overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return config_hash(cfg)
 
 
 def test_bad_entries_stop_with_the_key_and_what_was_expected() -> None:
