@@ -273,7 +273,7 @@ def test_callbacks_are_removed_and_added_from_the_command_line(tmp_path) -> None
     run_miga(
         run_dir,
         *SMALL,
-        "logger=null",
+        "logger=csv",
         "~callbacks.image_grids",
         f"+callbacks.mine={{_target_:miga.callbacks.image_grid.ImageGrids,output_dir:{extra},"
         "max_images:1}",
