@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 
 from miga.attacks.state import AttackInputs, Victim
 from miga.data.demo_photos import DemoPhotos
-from miga.data.noise import GaussianNoise
+from miga.threats.noise import GaussianNoise
 from tests.conftest import compose_config
 
 

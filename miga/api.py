@@ -77,7 +77,7 @@ class GivenNoise(nn.Module):
         stream: str = "noise",
         stored: Tensor | None = None,
     ) -> Tensor:
-        """The given x_n (the noise-model signature of miga.data.noise; a dataset's stored
+        """The given x_n (the noise-model signature of miga.threats.noise; a dataset's stored
         image, when one is passed, is the same thing the user gave)."""
         if self.noisy.shape != clean.shape:
             raise ValueError(

@@ -23,11 +23,10 @@ from torch import nn
 
 from miga.attacks.base import Attack
 from miga.attacks.state import AttackInputs, Victim
-from miga.callbacks.image_grid import ImageGrids
-from miga.data.collate import crop_center
-from miga.data.sensor import SensorNoise
 from miga.metrics.scorers import Outcome, Scorers, scorer_list
 from miga.threats.delivery import Delivery, NoDelivery
+from miga.threats.sensor import SensorNoise
+from miga.utils.images import PANELS, grid_panels
 
 
 @contextmanager
@@ -201,7 +200,7 @@ class AttackModule(L.LightningModule):
                 perturbed=perturbed,
                 attacked=self.victim.evaluate(perturbed, index, self.seed).float(),
             )
-            for scorer in sensor.scorers:
+            for scorer in scorer_list(sensor.scorers):
                 columns.update({f"sensor{draw}_{k}": v for k, v in scorer(fresh).items()})
         return columns
 
@@ -209,11 +208,5 @@ class AttackModule(L.LightningModule):
         """Only the first `grid_images` samples of the cell carry images to the callbacks."""
         count = max(0, min(self.grid_images - self.images_sent, len(outcome.clean)))
         self.images_sent += count
-        panels = {
-            name: getattr(outcome, name)[:count]
-            for name in ("clean", "noisy", "denoised", "perturbed", "attacked", "delta")
-        }
-        if outcome.sizes is not None:  # padded batch (loader=pad_center): each image cut back
-            sizes = outcome.sizes[:count]
-            panels = {name: [c[0] for c in crop_center(v, sizes)] for name, v in panels.items()}
-        return ImageGrids.images_for(panels, count)
+        images = {name: getattr(outcome, name) for name in PANELS}
+        return grid_panels(images, count, outcome.sizes)

@@ -19,35 +19,25 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from miga.callbacks.fault import fault_callbacks
-from miga.callbacks.image_grid import ImageGrids
-from miga.callbacks.progress import AttackProgressBar
+from miga.callbacks.results_folder import prepare_results_dir
 from miga.callbacks.results_writer import ResultsWriter, read_rows
-from miga.callbacks.signals import StopOnSigterm
 from miga.contracts import check_cell, config_targets
 from miga.data.datamodule import PredictDataModule
 from miga.metrics.summary import CI_SUFFIX
 from miga.module import AttackModule
 from miga.provenance import provenance
+from miga.threats import surrogate
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
+from miga.utils.instantiate import instantiate_callbacks
 from miga.utils.lightning_notices import lightning_notices_ignored
 from miga.utils.renamed import refuse_renamed_keys
-from miga.utils.results_dir import prepare_results_dir
 from miga.utils.threads import apply_threads
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into, publish
 
 log = logging.getLogger(__name__)
-
-
-def surrogate(cfg: DictConfig, group: str) -> Any:
-    """The model at `surrogate.<group>`, or None (white-box) when unset or the victim's own
-    config: a surrogate equal to the victim is the victim, and its cell the matrix's diagonal."""
-    node = OmegaConf.select(cfg, f"surrogate.{group}")
-    if node is None or node == cfg.get(group):
-        return None
-    return instantiate(node)
 
 
 def build_module(cfg: DictConfig) -> AttackModule:
@@ -92,7 +82,8 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     lock = prepare_results_dir(output_dir, record, resume=cfg.resume, rank=rank_zero_only.rank)
 
     datamodule = build_datamodule(cfg)
-    writer = ResultsWriter(output_dir)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    writer = results_writer(callbacks)
     done = writer.done_ids()
     if done:
         log.info("resuming: %d samples already have results in %s", len(done), output_dir)
@@ -105,13 +96,7 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,
-        callbacks=[
-            writer,
-            ImageGrids(output_dir, cfg.metrics.grid_images),
-            AttackProgressBar(),
-            StopOnSigterm(),  # after the writer: the batch in flight is saved first
-            *fault_callbacks(),
-        ],
+        callbacks=[*callbacks, *fault_callbacks()],
     )
     try:
         module = build_module(cfg)
@@ -141,6 +126,18 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
             lock.close()
     print_summary(summary, output_dir)
     return summary
+
+
+def results_writer(callbacks: list[Any]) -> ResultsWriter:
+    """The `callbacks` block's results writer: the cell's rows and summary are its files."""
+    writers = [callback for callback in callbacks if isinstance(callback, ResultsWriter)]
+    if len(writers) != 1:
+        raise ValueError(
+            f"callbacks must hold exactly one miga.callbacks.results_writer.ResultsWriter "
+            f"(callbacks.results_writer), found {len(writers)}: the cell's rows and "
+            "summary.json are its files"
+        )
+    return writers[0]
 
 
 def refuse_multi_device_in_multirun(cfg: DictConfig) -> None:

@@ -12,7 +12,7 @@ from miga.attacks.base import Attack, AttackResult
 from miga.attacks.budgets import Budget
 from miga.attacks.denoising_budgets import ZeroMeanL2Ball
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.sensor import SensorNoise
+from miga.threats.sensor import SensorNoise
 
 
 def reference_forward(

@@ -15,8 +15,8 @@ from miga.attacks.miga import MIGA
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm, OutputFidelity, TaskCrossEntropy
-from miga.data.noise import GaussianNoise
 from miga.mi.cross_entropy import CrossEntropyMI
+from miga.threats.noise import GaussianNoise
 from tests.conftest import MIGA_KNOBS, attack_knobs
 
 EPS = 4 / 255

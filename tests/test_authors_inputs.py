@@ -16,14 +16,15 @@ from PIL import Image
 
 from miga.callbacks.image_grid import CAPTION_PX
 from miga.callbacks.results_writer import read_rows
-from miga.data.collate import PadCenter, center_offsets, crop_center
+from miga.data.collate import PadCenter
 from miga.data.imagenet import IMAGENET10, ImageNet
 from miga.data.images import BadImageError
 from miga.data.make_noisy import make_noisy, noisy_uint8
-from miga.data.noise import FromDisk, GaussianNoise
 from miga.data.paired import PairedImages
 from miga.metrics.quality import psnr
 from miga.run import build_datamodule, build_module
+from miga.threats.noise import FromDisk, GaussianNoise
+from miga.utils.images import center_offsets, crop_center
 from miga.utils.seeding import sample_seed
 from tests.conftest import compose_config
 from tests.test_datasets import UNKNOWN_TASK_ATTACK, run_miga, write_image

@@ -29,10 +29,10 @@ from miga.attacks.denoising_budgets import (
     zero_sum_clip,
 )
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.noise import GaussianNoise
 from miga.metrics.lpips import LPIPS, load_lpips
 from miga.metrics.quality import psnr
 from miga.metrics.scorers import DeltaPSNR, Outcome, TargetedSuccess
+from miga.threats.noise import GaussianNoise
 from tests.conftest import CONF, REPO, compose_config
 
 EPS = 4 / 255

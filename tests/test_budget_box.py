@@ -19,7 +19,7 @@ from miga.attacks.denoising_budgets import (
     ZeroMeanL2Ball,
 )
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.noise import GaussianNoise
+from miga.threats.noise import GaussianNoise
 from tests.conftest import compose_config
 
 EPS = 4 / 255

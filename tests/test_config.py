@@ -162,7 +162,7 @@ def test_scorers_are_name_keyed_and_compose() -> None:
 def test_a_targeted_attack_is_the_attacks_choice() -> None:
     cfg = compose_config(["attack.target_class=3"])
     attack = instantiate(cfg.attack)
-    assert attack.terms["mi"].estimator.term.target_class == 3
+    assert attack.terms["mi"].estimator.target_class == 3
     targeted = instantiate(cfg.metrics.scorers.targeted)
     assert targeted.target_class == 3  # the scorer follows the attack
     assert instantiate(compose_config(["attack=ifgsm", "attack.target_class=3"]).attack)

@@ -13,11 +13,11 @@ from miga.attacks.baselines import IFGSM, NoAttack
 from miga.attacks.budgets import LinfBall
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.noise import GaussianNoise
 from miga.defenses import JPEG, BitDepth, GaussianBlur, MedianFilter, NoDefense, ResizePad
 from miga.metrics.quality import psnr
 from miga.metrics.scorers import ImageQuality
 from miga.module import AttackModule
+from miga.threats.noise import GaussianNoise
 from tests.conftest import compose_config
 
 EPS = 4 / 255

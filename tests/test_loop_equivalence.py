@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from miga.attacks import terms
 from miga.attacks.base import Attack, AttackResult, StopWhenMisclassified
 from miga.attacks.state import AttackInputs, Victim
-from miga.data.sensor import SensorNoise
+from miga.threats.sensor import SensorNoise
 from miga.utils.host_reads import HostReads
 from tests.conftest import CONF, compose_config
 from tests.reference_loop import reference_forward, reference_mse

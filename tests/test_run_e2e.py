@@ -263,3 +263,21 @@ def test_csv_logger_writes_the_summary_metrics(tmp_path) -> None:
     run_miga(tmp_path, *SMALL, "logger=csv")
     metrics = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
     assert "summary/acc_attacked" in metrics
+
+
+def test_callbacks_are_removed_and_added_from_the_command_line(tmp_path) -> None:
+    """`~callbacks.image_grids` drops the cell's grids; `+callbacks.<name>={_target_:…}` adds a
+    callback of the user's (here a second grid writer into another folder, one image)."""
+    extra = tmp_path / "extra"
+    run_dir = tmp_path / "cell"
+    run_miga(
+        run_dir,
+        *SMALL,
+        "logger=csv",
+        "~callbacks.image_grids",
+        f"+callbacks.mine={{_target_:miga.callbacks.image_grid.ImageGrids,output_dir:{extra},"
+        "max_images:1}",
+    )
+    assert len(read_rows(run_dir / "samples.csv")) == 3
+    assert not (run_dir / "grids").exists()
+    assert len(list((extra / "grids").glob("*.png"))) == 1

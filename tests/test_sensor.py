@@ -1,4 +1,4 @@
-"""The sensor threat model (miga.data.sensor): noise draws the attacker does not control.
+"""The sensor threat model (miga.threats.sensor): noise draws the attacker does not control.
 
 Checked against independent computations: the draws' streams (independent of each other, of K
 and of the batch), the EOT loss as the hand-written mean over K draws of x+n_k+δ, the denoiser
@@ -20,11 +20,11 @@ from miga.attacks.base import Attack
 from miga.attacks.budgets import Unbounded
 from miga.attacks.state import AttackInputs, Victim
 from miga.attacks.terms import OutputDistortion
-from miga.data.noise import GaussianNoise
-from miga.data.sensor import SensorNoise
 from miga.metrics.intervals import bootstrap_mean
 from miga.metrics.summary import sensor_summary, summarize
 from miga.run import build_module
+from miga.threats.noise import GaussianNoise
+from miga.threats.sensor import SensorNoise
 from tests.conftest import compose_config
 
 SEED = 3

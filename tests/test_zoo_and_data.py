@@ -6,8 +6,8 @@ import torch
 from hydra.utils import instantiate
 
 from miga.data.demo_photos import DemoPhotos
-from miga.data.noise import GaussianNoise
 from miga.denoisers.dncnn import DnCNN
+from miga.threats.noise import GaussianNoise
 from miga.zoo.train import evaluate_on_demo, train_denoiser
 from tests.conftest import compose_config
 

@@ -13,7 +13,7 @@ optimiser" pattern). Per-sample bookkeeping:
   which samples remain is the loop's one host read per step; without a stopping rule a flagged
   sample stays in the pass, its loss masked out, and no step reads the device).
 
-Under the sensor threat model (miga.data.sensor) with K attack draws, each step scores δ on K
+Under the sensor threat model (miga.threats.sensor) with K attack draws, each step scores δ on K
 fresh noisy draws of the clean image and minimises the mean loss over them (EOT); the stopping
 rule then freezes a sample only when its goal holds on all K draws of the step.
 """
@@ -34,7 +34,7 @@ from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm
 
 if TYPE_CHECKING:
-    from miga.data.sensor import SensorNoise
+    from miga.threats.sensor import SensorNoise
 
 #: Called after every step with 0-dim device tensors ("loss", "active"): reading one is a host sync.
 StepCallback = Callable[[int, dict[str, Tensor]], None]

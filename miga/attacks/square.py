@@ -39,7 +39,7 @@ from miga.attacks.state import AttackInputs, Victim
 from miga.utils.seeding import sample_seed
 
 if TYPE_CHECKING:
-    from miga.data.sensor import SensorNoise
+    from miga.threats.sensor import SensorNoise
 
 #: The seed stream of Square's draws (miga.utils.seeding).
 STREAM = "square"

@@ -12,23 +12,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miga.attacks.state import StepState
+from miga.mi.cross_entropy import check_form, task_cross_entropy
+from miga.utils.losses import per_sample_mse
 
 ImageField = Literal["clean", "noisy", "denoised", "reference"]
-
-
-def per_sample_mse(a: Tensor, b: Tensor) -> Tensor:
-    """Mean squared error of each sample (dim 0) over all its other dimensions.
-
-    `F.mse_loss` computes (a−b)² and its gradient 2(a−b)·g each in one fused pass, and a sum
-    divided by the count backpropagates g/n as a broadcast instead of a per-value division:
-    the same values as `(a - b).pow(2).mean()` (torch's mean is that sum and division) at a
-    third of the passes — the attack step's largest cost on a cheap victim."""
-    squared = F.mse_loss(a, b, reduction="none").flatten(1)
-    return squared.sum(dim=1) / squared.shape[1]
 
 
 class LossTerm(nn.Module, ABC):
@@ -121,23 +111,13 @@ class TaskCrossEntropy(LossTerm):
         self, form: Literal["ce", "prob_mse"] = "ce", target_class: int | None = None
     ) -> None:
         super().__init__()
-        if form not in ("ce", "prob_mse"):
-            raise ValueError(f"TaskCrossEntropy form must be 'ce' or 'prob_mse', got '{form}'")
-        self.form = form
+        self.form = check_form(form, "TaskCrossEntropy form")
         self.target_class = target_class
 
     def forward(self, state: StepState) -> Tensor:
-        logits = state.downstream_logits()
-        if self.target_class is not None:
-            target = torch.full_like(state.inputs.label, self.target_class)
-            return F.cross_entropy(logits, target, reduction="none")
-        label = state.inputs.label
-        if label is None:
-            raise ValueError("the known-task term needs labels: this dataset has none")
-        if self.form == "ce":
-            return -F.cross_entropy(logits, label, reduction="none")
-        one_hot = F.one_hot(label, logits.shape[1]).to(logits.dtype)
-        return -per_sample_mse(logits.softmax(dim=1), one_hot)
+        return task_cross_entropy(
+            state.downstream_logits(), state.inputs.label, self.form, self.target_class
+        )
 
 
 class DifferenceOfLogitsRatio(LossTerm):

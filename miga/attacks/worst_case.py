@@ -39,7 +39,7 @@ from miga.attacks.base import Attack, AttackResult
 from miga.attacks.state import AttackInputs, Victim
 
 if TYPE_CHECKING:
-    from miga.data.sensor import SensorNoise
+    from miga.threats.sensor import SensorNoise
 
 log = logging.getLogger(__name__)
 

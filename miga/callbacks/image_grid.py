@@ -13,14 +13,13 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from miga.downstream.classifier import class_name
+from miga.utils.images import PANELS
 
-PANELS = ("clean", "noisy", "denoised", "perturbed", "attacked", "delta")
 #: panel → (title, the row's prediction column, the row's PSNR-vs-x column)
 CAPTIONS: dict[str, tuple[str, str | None, str | None]] = {
     "clean": ("x", "pred_clean", None),
@@ -139,16 +138,3 @@ class ImageGrids(Callback):
                     images=[row for _, row in self.rows],
                     caption=[f"id {index}: {caption}" for index, _ in self.rows],
                 )
-
-    @staticmethod
-    def images_for(
-        outcome_images: dict[str, Tensor | list[Tensor]], count: int
-    ) -> dict[str, Tensor | list[Tensor]]:
-        """The first `count` samples' panels, on the CPU (what a prediction carries): a batch
-        tensor, or a list of per-image tensors when sizes differ (padded batches cut back)."""
-        return {
-            name: [image.cpu() for image in images[:count]]
-            if isinstance(images, list)
-            else torch.as_tensor(images[:count]).cpu()
-            for name, images in ((name, outcome_images[name]) for name in PANELS)
-        }

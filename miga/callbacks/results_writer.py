@@ -23,10 +23,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from miga.callbacks.fault import write_or_die
 from miga.metrics.summary import summarize
-
-SAMPLES_FILE = "samples.csv"
-SUMMARY_FILE = "summary.json"
-PARTS_DIR = "rows"
+from miga.utils.results_dir import PARTS_DIR, SAMPLES_FILE, SUMMARY_FILE
 
 
 class ResultsWriteError(OSError):

@@ -5,8 +5,8 @@ Dilemma-CMZ/Mutual-Information-Guided-Denoising-Attack) attacks images at their 
 batch is zero-padded, each image centred, to the largest height and width in it
 (left = (W − w) // 2, top = (H − h) // 2; the odd pixel goes right and bottom). `PadCenter`
 batches the same way and keeps each item's own size (`size`, (B, 2) as h, w) so that scoring
-can look at the unpadded region only (`crop_center`; docs/protocol.md, "Inputs as the authors
-had them").
+can look at the unpadded region only (`miga.utils.images.crop_center`; docs/protocol.md,
+"Inputs as the authors had them").
 """
 
 from __future__ import annotations
@@ -15,45 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 from torch.utils.data import default_collate
+
+from miga.utils.images import pad_center
 
 #: Batch keys that hold images and are padded (whichever of them an item carries).
 IMAGE_KEYS = ("image", "noisy", "reference")
-
-
-def center_offsets(
-    height: int, width: int, padded_height: int, padded_width: int
-) -> tuple[int, int]:
-    """(top, left) of an h×w image centred in an H×W canvas, as the authors' `F.pad` placed it."""
-    if height > padded_height or width > padded_width:
-        raise ValueError(
-            f"a {height}x{width} image does not fit a {padded_height}x{padded_width} canvas"
-        )
-    return (padded_height - height) // 2, (padded_width - width) // 2
-
-
-def pad_center(image: Tensor, height: int, width: int) -> Tensor:
-    """`image` (C, h, w) zero-padded to (C, height, width), centred."""
-    h, w = image.shape[-2:]
-    top, left = center_offsets(h, w, height, width)
-    return F.pad(image, (left, width - w - left, top, height - h - top), value=0.0)
-
-
-def crop_center(images: Tensor, sizes: Tensor | None) -> list[Tensor]:
-    """Each image of a padded batch (B, C, H, W) cut back to its own size, as (1, C, h, w).
-
-    `sizes` (B, 2) holds each image's (h, w) before padding; None: the batch was not padded and
-    every image is returned whole."""
-    if sizes is None:
-        return [image.unsqueeze(0) for image in images]
-    height, width = images.shape[-2:]
-    crops = []
-    for image, (h, w) in zip(images, sizes.tolist(), strict=True):
-        top, left = center_offsets(int(h), int(w), height, width)
-        crops.append(image[:, top : top + h, left : left + w].unsqueeze(0))
-    return crops
 
 
 class PadCenter:

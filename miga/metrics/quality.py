@@ -17,7 +17,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from miga.data.collate import crop_center
+from miga.utils.images import crop_center
 
 #: PSNR of identical images is infinite; rows store this cap so means stay finite.
 PSNR_CAP_DB = 100.0

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from miga.attacks.base import AttackResult
-from miga.data.collate import crop_center
 from miga.metrics.quality import psnr, ssim
+from miga.utils.images import crop_center
 
 Columns = dict[str, Tensor]
 #: What a config gives: name-keyed scorers (`metrics.scorers.<name>`, null switches one off).

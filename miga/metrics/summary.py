@@ -146,7 +146,7 @@ SENSOR_PREFIX = "sensor"
 
 
 def sensor_summary(rows: Sequence[Mapping[str, float]], seed: int) -> dict[str, object]:
-    """Reductions over the sensor's fresh draws (miga.data.sensor), for every mean/rate key
+    """Reductions over the sensor's fresh draws (miga.threats.sensor), for every mean/rate key
     whose column was scored per draw: `sensor_<key>` the mean over draws of the per-draw
     value, `sensor_<key>_std` its spread across draws (sample std; 0 for one draw),
     `sensor_<key>_draws` the per-draw values, and `sensor_<key>_ci95` a bootstrap over images

@@ -10,11 +10,20 @@ so reports pair a lower-bound attack with an upper-bound or held-out estimate.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from torch import Tensor, nn
 
-from miga.attacks.state import StepState
+
+class AttackStep(Protocol):
+    """What an attack term reads of one attack step (`miga.attacks.state.StepState` is one):
+    described here so that estimators stay below the attack layer and never import it."""
+
+    inputs: Any  # the batch: `.clean`, `.noisy`, `.label`, `.reference`, …
+    output: Tensor  # D(x_n+δ)
+
+    def downstream_logits(self) -> Tensor:
+        """The task model's logits on `output`."""
 
 
 class MIEstimator(nn.Module, ABC):
@@ -42,7 +51,7 @@ class MIEstimator(nn.Module, ABC):
         self.requires_grad_(False)
         return self
 
-    def attack_loss(self, state: StepState) -> Tensor:
+    def attack_loss(self, state: AttackStep) -> Tensor:
         """Per-sample (B,) loss an attack minimises to lower the task-relevant MI."""
         raise TypeError(f"{type(self).__name__} cannot be used as an attack's MI term")
 

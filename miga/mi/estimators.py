@@ -40,9 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miga.attacks.state import StepState
 from miga.checkpoints import CheckpointError, read_checkpoint, state_dict_mismatch
-from miga.mi.base import MIEstimator
+from miga.mi.base import AttackStep, MIEstimator
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +239,7 @@ class CriticEstimator(MIEstimator):
         both = self.critic(torch.cat([a, a]), torch.cat([b, b[perm]]))
         return both[:n], both[n:]
 
-    def attack_loss(self, state: StepState) -> Tensor:
+    def attack_loss(self, state: AttackStep) -> Tensor:
         """−T(D(x_n+δ), x_ref) per sample, shape (B,): pulls the output towards the reference."""
         reference = state.inputs.reference
         if reference is None:

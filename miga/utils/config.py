@@ -55,7 +55,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("miga.cell_dirname", cell_dirname)
 
 
-def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = ("logger", "resume", "paths")) -> str:
+def config_hash(
+    cfg: DictConfig, ignore: tuple[str, ...] = ("logger", "resume", "paths", "callbacks")
+) -> str:
     """sha256 of the resolved config minus keys that do not change results (where logs go)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     for key in ignore:

@@ -38,7 +38,7 @@ class GaussianNoise(nn.Module):
         stored: Tensor | None = None,
     ) -> Tensor:
         """One draw per sample from the stream (seed, `stream`, index): "noise" is the cell's
-        x_n; other streams are further draws (the sensor threat model's, miga.data.sensor)."""
+        x_n; other streams are further draws (the sensor threat model's, miga.threats.sensor)."""
         if stored is not None:
             raise ValueError(
                 "the dataset carries pre-noised images (dataset.noisy_root is set) but "

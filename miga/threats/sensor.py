@@ -7,6 +7,9 @@ learns. The attack may optimise the expectation over K draws per step (EOT, `att
 draws (`eval_draws`) from streams the attack never reads, so the score measures what survives
 an unknown draw rather than what was fitted to a known one.
 
+The model only draws; scoring on its draws happens above it (`AttackModule.sensor_columns`
+runs `scorers` through the victim), so the threat model imports no scorer.
+
 Streams (miga.utils.seeding): the cell's x_n is "noise"; the attack's k-th draw at step s is
 "sensor/attack/<s>/<k>"; evaluation draw m is "sensor/eval/<m>". Each is a per-sample stream of
 (seed, stream, dataset index): independent of each other, of batch size and of K.
@@ -14,11 +17,12 @@ Streams (miga.utils.seeding): the cell's x_n is "noise"; the attack's k-th draw 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 import torch
 from torch import Tensor, nn
 
-from miga.data.noise import GaussianNoise
-from miga.metrics.scorers import Scorers, scorer_list
+from miga.threats.noise import GaussianNoise
 
 
 class SensorNoise(nn.Module):
@@ -29,7 +33,8 @@ class SensorNoise(nn.Module):
         attack_draws: K, noise draws per attack step the loss is averaged over (EOT); 0: the
             attack optimises on the cell's x_n alone (the white-box δ, scored under fresh noise).
         eval_draws: M, fresh draws each δ is scored on.
-        scorers: what is scored on every evaluation draw (columns `sensor<m>_<column>`).
+        scorers: what is scored on every evaluation draw (columns `sensor<m>_<column>`), kept
+            as given (name-keyed, as the config has them) for the module to run.
     """
 
     def __init__(
@@ -37,7 +42,7 @@ class SensorNoise(nn.Module):
         noise: GaussianNoise,
         attack_draws: int = 4,
         eval_draws: int = 8,
-        scorers: Scorers = (),
+        scorers: Mapping[str, Callable | None] | Sequence[Callable] = (),
     ) -> None:
         super().__init__()
         for key, value in (("attack_draws", attack_draws), ("eval_draws", eval_draws)):
@@ -48,7 +53,7 @@ class SensorNoise(nn.Module):
         self.noise = noise
         self.attack_draws = attack_draws
         self.eval_draws = eval_draws
-        self.scorers = scorer_list(scorers)
+        self.scorers = scorers
 
     @staticmethod
     def observe(noisy: Tensor, delta: Tensor) -> Tensor:
