@@ -43,11 +43,24 @@ from __future__ import annotations
 import math
 
 import torch
+from typing import Protocol
+
 from torch import Tensor, nn
 
-from miga.attacks.budgets import Budget, LinfBall
 from miga.defenses.base import bpda
 from miga.defenses.jpeg import JPEG
+
+
+class Budget(Protocol):
+    """What delivery reads of an attack budget (`miga.attacks.budgets.Budget` meets it; the
+    threat models sit below the attacks, so they name the budget by what it answers)."""
+
+    norm: str  # "linf", "l2", "l2_zero_mean", "none"
+    epsilon: float
+
+    def size(self, delta: Tensor) -> Tensor: ...
+
+    def bound(self, numel: int) -> float: ...
 
 #: Levels of an 8-bit file.
 LEVELS = 255
@@ -132,7 +145,7 @@ class PNGDelivery(Delivery):
         """Q(x_n+δ), rounded towards x_n instead for the samples whose nearest rounding leaves
         a (non-grid) `budget`, so the delivered δ stays inside it (module docstring)."""
         nearest = quantise(noisy + delta)
-        if budget is None or isinstance(budget, LinfBall) or math.isinf(budget.epsilon):
+        if budget is None or budget.norm == "linf" or math.isinf(budget.epsilon):
             return nearest  # L∞ on the grid: inside by the module docstring's argument
         numel = noisy[0].numel()
         outside = budget.size(nearest - noisy) > budget.bound(numel)
@@ -148,7 +161,7 @@ class PNGDelivery(Delivery):
 
     def check_budget(self, budget: Budget | None) -> None:
         """An L∞ ε must be a whole number of grey levels, k/255."""
-        if not isinstance(budget, LinfBall):
+        if budget is None or budget.norm != "linf":
             return
         levels = budget.epsilon * LEVELS
         if abs(levels - round(levels)) > 1e-6 * max(1.0, levels):
