@@ -106,7 +106,11 @@ def broken_by(summary: Mapping[str, object]) -> str:
     """`miga 12, square 1`: images each member broke, most first (none: `none`), and the
     masked-gradient count where there is one."""
     counts = sorted(
-        ((k[len(BROKEN_PREFIX) :], int(v)) for k, v in summary.items() if k.startswith(BROKEN_PREFIX)),
+        (
+            (k[len(BROKEN_PREFIX) :], int(v))
+            for k, v in summary.items()
+            if k.startswith(BROKEN_PREFIX)
+        ),
         key=lambda item: (-item[1], item[0]),
     )
     text = ", ".join(f"{name} {count}" for name, count in counts if count) or "none"
@@ -129,7 +133,10 @@ def robustness(cells: Sequence[Cell]) -> Robustness | None:
     for (key, epsilon), cell in placed.items():
         by_row.setdefault(key, []).append((epsilon, cell))
     epsilons = sorted({e for _, e in placed}, key=_epsilon_order)
-    rows = [Row(k, tuple(sorted(v, key=lambda item: _epsilon_order(item[0])))) for k, v in by_row.items()]
+    rows = [
+        Row(k, tuple(sorted(v, key=lambda item: _epsilon_order(item[0]))))
+        for k, v in by_row.items()
+    ]
 
     def most_robust_first(row: Row) -> tuple:
         values = [sortable(row.at(e).get(KEY)) for e in reversed(epsilons)]
