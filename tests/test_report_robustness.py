@@ -28,7 +28,7 @@ from miga.report.sections.robustness import (
     robustness,
     sections,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, compose_config
 
 NAN = math.nan
 EPS1, EPS4 = 1 / 255, 4 / 255
@@ -178,6 +178,20 @@ def test_labels() -> None:
         "miga 5, apgd_ce 2, square 2"
     )
     assert broken_by({"robust_accuracy": 1.0, "n_masked_gradient": 0.0}) == "none"
+
+
+def test_the_experiment_sweeps_four_denoisers_at_three_deliverable_budgets() -> None:
+    cfg = compose_config(["experiment=robustness"])
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert params["denoiser"] == ["demo", "demo_restormer", "ffdnet", "gaussian_filter"]
+    assert params["dataset"] == ["demo"]
+    assert [float(e) * 255 for e in params["budget.epsilon"]] == pytest.approx([1, 2, 4])
+    assert cfg.attack._target_ == "miga.attacks.worst_case.WorstCase"
+    assert cfg.delivery._target_ == "miga.threats.PNGDelivery"
+    assert list(cfg.attack.members)[0] == "miga" and list(cfg.attack.members)[-1] == "square"
+    # demo-scale Square in the experiment only; the attack's own default stays AutoAttack's
+    assert cfg.attack.members.square.n_queries == 300
+    assert compose_config(["attack=square"]).attack.n_queries == 5000
 
 
 @pytest.mark.slow
