@@ -114,4 +114,4 @@ def test_one_markdown_table_writer() -> None:
 
 def test_sections_come_in_their_order_and_each_has_the_section_interface() -> None:
     names = [m.__name__.rpartition(".")[2] for m in section_modules()]
-    assert names == ["tables", "transfer", "curves", "sensor", "paired"]
+    assert names == ["tables", "transfer", "curves", "sensor", "paired", "robustness"]

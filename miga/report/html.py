@@ -27,6 +27,7 @@ from miga.report.cells import (
 )
 from miga.report.figures import METRIC_SPECS
 from miga.report.format import label, with_interval
+from miga.report.sections import robustness
 from miga.report.sections.tables import METRICS, filled_tables, heatmap_path
 from miga.utils.results_dir import PROVENANCE_FILE
 
@@ -99,6 +100,19 @@ def _sections(cells: Sequence[Cell], out: Path) -> list[dict]:
     return views
 
 
+def _robustness(cells: Sequence[Cell]) -> dict | None:
+    """The worst-case robustness tables, as in report.md (None: no ensemble-scored cell)."""
+    table = robustness.robustness(cells)
+    if table is None:
+        return None
+    return {
+        "intro": robustness.INTRO.format(top=robustness.epsilon_label(table.sort_epsilon)),
+        "main": robustness.main_table(table),
+        "detail": robustness.detail_table(table),
+        "notes": robustness.masked_notes(table),
+    }
+
+
 def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Path:
     """`out/report.html` from the cells and the PNGs already under `out`; returns its path.
 
@@ -129,6 +143,7 @@ def write_html(cells: Sequence[Cell], missing: Sequence[dict], out: Path) -> Pat
         failed=[v for v in views if not v["finished"]],
         missing=[label(m) for m in missing],
         sections=_sections(cells, out),
+        robustness=_robustness(cells),
         curves=curves,
     )
     path = out / "report.html"
