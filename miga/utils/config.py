@@ -46,13 +46,16 @@ def package_file(package: str, name: str) -> str:
 def register_resolvers() -> None:
     """`${miga.package_dir:}`: the installed `miga/` folder (where shipped weights live);
     `${miga.package_file:<package>,<file>}`: `package_file`;
-    `${miga.cell_dirname:<overrides>}`: `cell_dirname`."""
+    `${miga.cell_dirname:<overrides>}`: `cell_dirname`;
+    `${miga.times:<a>,<b>}`: a·b (a step size that scales with the budget, e.g. α = ε/2)."""
     if not OmegaConf.has_resolver("miga.package_dir"):
         OmegaConf.register_new_resolver("miga.package_dir", lambda: str(PACKAGE_DIR))
     if not OmegaConf.has_resolver("miga.package_file"):
         OmegaConf.register_new_resolver("miga.package_file", package_file)
     if not OmegaConf.has_resolver("miga.cell_dirname"):
         OmegaConf.register_new_resolver("miga.cell_dirname", cell_dirname)
+    if not OmegaConf.has_resolver("miga.times"):
+        OmegaConf.register_new_resolver("miga.times", lambda a, b: float(a) * float(b))
 
 
 def config_hash(
