@@ -15,6 +15,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 from PIL import Image, ImageDraw, ImageFont
+import torch
 from torch import Tensor
 
 from miga.downstream.classifier import class_name
