@@ -13,9 +13,9 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from PIL import Image, ImageDraw, ImageFont
-import torch
 from torch import Tensor
 
 from miga.downstream.classifier import class_name

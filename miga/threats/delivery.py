@@ -41,10 +41,9 @@ constraint is not preserved by rounding (the delivered δ is only near zero-mean
 from __future__ import annotations
 
 import math
-
-import torch
 from typing import Protocol
 
+import torch
 from torch import Tensor, nn
 
 from miga.defenses.base import bpda
