@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from miga.attacks.base import AttackResult
-from miga.attacks.baselines import PGDL2, RandomNoise
+from miga.attacks import PGDL2, RandomNoise
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.denoising_budgets import (
     CircumscribedL2Ball,

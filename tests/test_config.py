@@ -93,7 +93,7 @@ def test_cfg_job_prints_the_composed_config() -> None:
         text=True,
         check=True,
     )
-    assert "steps: 3" in out.stdout and "_target_: miga.attacks.miga.MIGA" in out.stdout
+    assert "steps: 3" in out.stdout and "_target_: miga.attacks.MIGA" in out.stdout
 
 
 def test_missing_checkpoint_names_the_file(tmp_path) -> None:

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from miga.attacks.baselines import IFGSM, NoAttack
+from miga.attacks import IFGSM, NoAttack
 from miga.attacks.budgets import LinfBall
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, Victim

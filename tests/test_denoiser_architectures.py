@@ -20,7 +20,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from miga.denoisers import CheckpointError, Denoiser
+from miga.checkpoints import CheckpointError
+from miga.denoisers import Denoiser
 from miga.denoisers.checkpointing import CheckpointableBlock, set_activation_checkpointing
 from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from miga.attacks.base import Attack, AttackResult
-from miga.attacks.baselines import IFGSM
+from miga.attacks import IFGSM
 from miga.attacks.budgets import L2Ball, LinfBall
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.square import STREAM, Square, margin, p_selection

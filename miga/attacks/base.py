@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from miga.attacks.budgets import Budget, Unbounded
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm
+from miga.utils.tensors import per_sample, sample_norm
 
 if TYPE_CHECKING:
     from miga.data.sensor import SensorNoise
@@ -213,7 +214,7 @@ class Attack(nn.Module):
             if self.stopping is not None and not update.any():
                 if previous is not None:  # no backward follows: δ may change in place
                     with torch.no_grad():
-                        delta.copy_(torch.where(_per_value(bad, delta), previous, delta))
+                        delta.copy_(torch.where(per_sample(bad, delta), previous, delta))
                 continue
 
             with torch.no_grad():
@@ -221,7 +222,7 @@ class Attack(nn.Module):
                 frozen = (
                     evaluated.clone()
                     if previous is None
-                    else torch.where(_per_value(bad, delta), previous, evaluated)
+                    else torch.where(per_sample(bad, delta), previous, evaluated)
                 )
             previous = frozen
             sub_update = update if rows is None else update[rows]
@@ -233,7 +234,7 @@ class Attack(nn.Module):
             if scheduler is not None:
                 scheduler.step()
             with torch.no_grad():
-                torch.where(_per_value(update, delta), project(delta), frozen, out=delta)
+                torch.where(per_sample(update, delta), project(delta), frozen, out=delta)
             steps += update.long()
             trace.record(loss.detach(), finite, update)
             if self.on_step is not None:
@@ -295,14 +296,9 @@ class Attack(nn.Module):
             # torch.nn.utils.clip_grad_norm_'s rule, kept on the device (no host read)
             grad.mul_((self.grad_clip / (grad.norm() + 1e-6)).clamp(max=1.0))
         elif self.grad_clip is not None:
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+            norm = sample_norm(grad).clamp_min(1e-12)
             scale = (self.grad_clip / norm).clamp(max=1.0)
-            grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
-
-
-def _per_value(mask: Tensor, like: Tensor) -> Tensor:
-    """A (B,) mask viewed to broadcast over a (B, …) tensor."""
-    return mask.view(-1, *([1] * (like.dim() - 1)))
+            grad.mul_(per_sample(scale, grad))
 
 
 def _to_batch(values: Tensor, rows: Tensor | None, batch: int, fill: bool) -> Tensor:

@@ -37,6 +37,7 @@ from miga.attacks.base import Attack, AttackResult
 from miga.attacks.budgets import LinfBall
 from miga.attacks.state import AttackInputs, Victim
 from miga.utils.seeding import sample_seed
+from miga.utils.tensors import per_sample
 
 if TYPE_CHECKING:
     from miga.data.sensor import SensorNoise
@@ -115,7 +116,9 @@ class Square(Attack):
         self, inputs: AttackInputs, victim: Victim, sensor: SensorNoise | None = None
     ) -> AttackResult:
         if sensor is not None and sensor.attack_draws:
-            raise ValueError("attack=square does not do EOT over sensor draws (sensor.attack_draws)")
+            raise ValueError(
+                "attack=square does not do EOT over sensor draws (sensor.attack_draws)"
+            )
         if inputs.label is None or victim.downstream is None:
             raise ValueError("attack=square needs labels and a downstream model (known task)")
         x, label, eps = inputs.noisy, inputs.label, self.budget.epsilon
@@ -134,7 +137,7 @@ class Square(Attack):
         best = torch.clamp(x + eps * stripes, 0.0, 1.0)
         best_margin = query(best, everyone)
         flagged = ~torch.isfinite(best_margin)
-        best = torch.where(flagged.view(-1, 1, 1, 1), x, best)
+        best = torch.where(per_sample(flagged, x), x, best)
         steps = torch.zeros(batch, dtype=torch.long, device=device)
         for it in range(self.n_queries):
             active = ((best_margin > 0) & ~flagged).nonzero().flatten()
@@ -155,7 +158,7 @@ class Square(Attack):
             finite = torch.isfinite(value)
             better = (value < best_margin[active]) & finite
             best_margin[active] = torch.where(better, value, best_margin[active])
-            best[active] = torch.where(better.view(-1, 1, 1, 1), candidates, best[active])
+            best[active] = torch.where(per_sample(better, candidates), candidates, best[active])
             flagged[active] |= ~finite
             steps[active] += 1
         stopped = (best_margin <= 0) & ~flagged & (steps < self.n_queries)
