@@ -21,7 +21,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.image_grid import ImageGrids
 from miga.callbacks.progress import AttackProgressBar
 from miga.callbacks.results_writer import ResultsWriter, read_rows
@@ -110,7 +109,6 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
             ImageGrids(output_dir, cfg.metrics.grid_images),
             AttackProgressBar(),
             StopOnSigterm(),  # after the writer: the batch in flight is saved first
-            *fault_callbacks(),
         ],
     )
     try:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from miga.attacks.base import Attack
 from miga.attacks import IFGSM, PGD
+from miga.attacks.base import Attack
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.miga import MIGA
 from miga.attacks.optim import SignGradientDescent
