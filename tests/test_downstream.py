@@ -1,4 +1,4 @@
-"""Downstream task models (timm classifiers, OCR, feature backbones), their configs, the
+"""Downstream models (timm classifiers, OCR, feature backbones), their configs, the
 semantic scorers and the fine-tuning command."""
 
 from __future__ import annotations

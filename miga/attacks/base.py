@@ -63,7 +63,7 @@ class StoppingRule(nn.Module):
 
 
 class StopWhenMisclassified(StoppingRule):
-    """Stop a sample once the task model no longer predicts its true label."""
+    """Stop a sample once the downstream model no longer predicts its true label."""
 
     def forward(self, state: StepState) -> Tensor:
         return state.predictions() != state.inputs.label

@@ -36,7 +36,7 @@ class MIGA(Attack):
     """MIGA with the paper's three terms; every other argument goes to the attack loop.
 
     `target_class` makes it targeted (the attack's choice, `attack.target_class`): the MI term
-    then pulls the task model towards that class (a known task only).
+    then pulls the downstream model towards that class (a known task only).
 
     The paper's weights have one home, conf/attack/miga.yaml (and miga_unknown.yaml): they are
     required here, so no second copy of them can drift."""

@@ -8,8 +8,8 @@ Defaults (AutoAttack's "standard" Square): `n_queries` 5000, `p_init` 0.8, p-sch
 to `n_queries` (`rescale_schedule`), margin loss f_y − max_{k≠y} f_k on the downstream logits.
 
 Why it is not an `Attack` loop run: it takes no gradient. Each query is a forward pass through
-the *evaluation* path, f(D(T(x_n+δ))) with the real defence T (`Victim.evaluate`), so a model
-whose gradient is zero, wrong or obfuscated (a quantisation, a non-adaptive defence) is still
+the *evaluation* path, f(D(T(x_n+δ))) with the real defense T (`Victim.evaluate`), so a model
+whose gradient is zero, wrong or obfuscated (a quantisation, a non-adaptive defense) is still
 attacked: where Square breaks an image every gradient attack missed, the gradients were masked
 (miga.attacks.worst_case flags it).
 

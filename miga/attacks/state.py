@@ -1,7 +1,7 @@
 """What an attack step sees: the batch's fixed inputs, the victim models and the current δ.
 
 Loss terms, MI estimators and stopping rules all read one `StepState`, so adding a term never
-changes the loop's signature, and a quantity several terms need (the task model's logits on
+changes the loop's signature, and a quantity several terms need (the downstream model's logits on
 D(x_n+δ)) is computed once per step.
 """
 
@@ -19,7 +19,7 @@ from miga.threats.delivery import Delivery
 @dataclass
 class Victim:
     """The frozen models an attack goes through: optional delivery (the channel the image
-    reaches the victim by, `miga.threats`) → optional defence → denoiser → task model."""
+    reaches the victim by, `miga.threats`) → optional defense → denoiser → downstream model."""
 
     denoiser: nn.Module
     downstream: nn.Module | None = None
@@ -27,7 +27,7 @@ class Victim:
     delivery: Delivery | None = None
 
     def denoise(self, image: Tensor, clamp: bool | None = None) -> Tensor:
-        """The attack's path: D(defence's attack form(delivery's attack form(image))).
+        """The attack's path: D(defense's attack form(delivery's attack form(image))).
 
         A `Defense` offers `attack_forward` (its differentiable/BPDA form when the attack is
         adaptive, the identity when not); any other module is applied as it is. The delivery's
@@ -44,8 +44,8 @@ class Victim:
         return self.denoiser(image, clamp=clamp)
 
     def evaluate(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
-        """The evaluation path: D(defence(image)) with the real transform (e.g. PIL's JPEG);
-        random defences draw per sample from (seed, index). `image` is what was sent; the
+        """The evaluation path: D(defense(image)) with the real transform (e.g. PIL's JPEG);
+        random defenses draw per sample from (seed, index). `image` is what was sent; the
         victim receives the delivery's output (PNG: the same 8-bit values, JPEG: the codec's)."""
         if self.delivery is not None:
             image = self.delivery(image)
@@ -125,10 +125,10 @@ class StepState:
         return values if self.draws == 1 else values.view(self.draws, -1).mean(dim=0)
 
     def downstream_logits(self) -> Tensor:
-        """Task model on D(x_n+δ), computed once per step whatever number of terms use it."""
+        """Downstream model on D(x_n+δ), computed once per step whatever number of terms use it."""
         if "logits" not in self._cache:
             if self.victim.downstream is None:
-                raise ValueError("this attack needs a downstream task model (config `downstream`)")
+                raise ValueError("this attack needs a downstream model (config `downstream`)")
             self._cache["logits"] = self.victim.downstream(self.output)
         return self._cache["logits"]
 

@@ -110,7 +110,7 @@ class OutputDistortion(LossTerm):
 
 
 class TaskCrossEntropy(LossTerm):
-    """Known-task term: push the task model's prediction on D(x_n+δ) away from the true label.
+    """Known-task term: push the downstream model's prediction on D(x_n+δ) away from the true label.
 
     `form="ce"` is the paper's −CE; `form="prob_mse"` the authors' code, −MSE(softmax, one-hot).
     With `target_class` set the attack is targeted: it minimises CE to that class instead.

@@ -2,7 +2,7 @@
 
 Members run in order, each on the images no earlier member broke (a sub-batch: later members
 cost less, benchmarks/worst_case.py measures how much). An image is *broken* when the downstream
-model's top-1 class on D(T(x_n+δ)) (the evaluation path, real defence) is not its label — for
+model's top-1 class on D(T(x_n+δ)) (the evaluation path, real defense) is not its label — for
 targeted members too, as in AutoAttack: robust accuracy asks whether the label survives, and a
 targeted member is one more way to search for a flip. Per image the first successful δ is kept
 and the member's name is recorded (`broken_by`, `samples.csv`); an image no member broke keeps

@@ -1,5 +1,5 @@
-"""Downstream models: the task model f behind one interface (classifiers, feature extractors,
-OCR). "Downstream" is the one word for it in code, config and docs.
+"""Downstream models: the model f that reads the denoised image (classifiers, feature extractors,
+OCR), behind one interface. "Downstream" is its one word in code, config and docs.
 
 Configs read `_target_: miga.downstream.timm_downstream`; the submodule is imported when the
 name is first read (miga.utils.exports), so timm and Tesseract load only when a cell uses them.
