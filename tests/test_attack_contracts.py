@@ -131,7 +131,7 @@ def test_miga_objective_is_the_weighted_sum_of_its_terms_with_their_signs() -> N
         victim=Victim(denoiser, classifier),
         delta=delta,
         perturbed=perturbed,
-        output=output,
+        attacked=output,
     )
     total, parts = attack.objective(state)
     # each term recomputed independently; the documented signs: fidelity terms are minimised

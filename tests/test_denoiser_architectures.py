@@ -22,7 +22,7 @@ from torch import nn
 
 from miga.checkpoints import CheckpointError
 from miga.denoisers import Denoiser
-from miga.denoisers.checkpointing import CheckpointableBlock, set_activation_checkpointing
+from miga.denoisers.recompute import RecomputedBlock, set_activation_checkpointing
 from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet
 from miga.denoisers.restormer import Restormer
@@ -198,7 +198,7 @@ def test_activation_checkpointing_reaches_every_block_and_changes_no_number(
     recomputation must give the same output and the same gradient with respect to the input."""
     _, channels, pad = SMALL[name]
     denoiser = Denoiser(net=_build(name, seed=0), pad_multiple=pad)
-    units = [m for m in denoiser.modules() if isinstance(m, CheckpointableBlock)]
+    units = [m for m in denoiser.modules() if isinstance(m, RecomputedBlock)]
     assert len(units) == blocks
     x = torch.rand(2, channels, *ODD, generator=torch.Generator().manual_seed(0))
     results = []

@@ -266,7 +266,7 @@ class Attack(nn.Module):
             victim=victim,
             delta=tiled,
             perturbed=perturbed,
-            output=self._denoise(victim, perturbed),
+            attacked=self._denoise(victim, perturbed),
             draws=draws,
         )
 

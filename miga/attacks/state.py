@@ -106,7 +106,10 @@ class AttackInputs:
 
 @dataclass
 class StepState:
-    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached task logits.
+    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached downstream logits.
+
+`attacked` is D(x_n+δ), the one word for it in code (`Outcome.attacked`, the summary's
+`psnr_attacked`, `acc_attacked`) and D(x_n+δ) in docs.
 
     Under the sensor threat model with K attack draws, every field holds K·B rows (draw-major,
     `draws` = K): the loop averages per-sample losses over the draws (`per_image`).
@@ -116,7 +119,7 @@ class StepState:
     victim: Victim
     delta: Tensor
     perturbed: Tensor
-    output: Tensor
+    attacked: Tensor
     draws: int = 1
     _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
@@ -129,7 +132,7 @@ class StepState:
         if "logits" not in self._cache:
             if self.victim.downstream is None:
                 raise ValueError("this attack needs a downstream model (config `downstream`)")
-            self._cache["logits"] = self.victim.downstream(self.output)
+            self._cache["logits"] = self.victim.downstream(self.attacked)
         return self._cache["logits"]
 
     def predictions(self) -> Tensor:

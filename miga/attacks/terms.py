@@ -81,7 +81,7 @@ class OutputFidelity(LossTerm):
         target = getattr(state.inputs, self.target)
         if target is None:
             raise ValueError(f"OutputFidelity target '{self.target}' is not in this batch")
-        return self.distance(state.output, target)
+        return self.distance(state.attacked, target)
 
 
 class InputFidelity(LossTerm):
@@ -106,7 +106,7 @@ class OutputDistortion(LossTerm):
     """−MSE(D(x_n+δ), x): minimised, it destroys the output's visual quality (PGD baseline)."""
 
     def forward(self, state: StepState) -> Tensor:
-        return -per_sample_mse(state.output, state.inputs.clean)
+        return -per_sample_mse(state.attacked, state.inputs.clean)
 
 
 class TaskCrossEntropy(LossTerm):
