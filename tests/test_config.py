@@ -122,13 +122,16 @@ def test_missing_checkpoint_names_the_file(tmp_path) -> None:
         ("dataset.batch_size=4", "`dataset.batch_size` was renamed: use `loader.batch_size`"),
         ("+dataset.num_workers=2", "use `loader.num_workers`"),
         ("dataset.task=ocr", "`dataset.task` was removed: the task is chosen by `task=`"),
+        # train_critic's evaluation pairs; the judges keep `heldout_` (metrics.heldout_*)
+        ("heldout=demo_text_test", "`heldout` was renamed: use `validation`"),
     ],
 )
 def test_an_old_key_names_the_new_one(override: str, message: str) -> None:
     from miga.utils.renamed import renamed_key_error
 
     assert message in renamed_key_error(["attack.steps=2", override])
-    assert renamed_key_error(["dataset.root=/data/x", "loader.batch_size=4"]) is None
+    current = ["dataset.root=/data/x", "loader.batch_size=4", "validation=demo_text_test"]
+    assert renamed_key_error([*current, "metrics.heldout_downstream=null"]) is None
 
 
 def test_the_entry_point_refuses_an_old_key_before_composing() -> None:

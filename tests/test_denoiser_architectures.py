@@ -22,9 +22,9 @@ from torch import nn
 
 from miga.checkpoints import CheckpointError
 from miga.denoisers import Denoiser
-from miga.denoisers.recompute import RecomputedBlock, set_activation_checkpointing
 from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet
+from miga.denoisers.recompute import RecomputedBlock, set_activation_checkpointing
 from miga.denoisers.restormer import Restormer
 from miga.denoisers.swinir import SwinIR, shifted_window_mask
 from tests.conftest import compose_config
