@@ -4,8 +4,9 @@ Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient blac
 adversarial attack via random search", ECCV 2020, arXiv 1912.00049. L∞ form (their Alg. 1 with
 the "vertical stripes" initialisation and the margin loss), as in AutoAttack and torchattacks.
 
-Defaults (AutoAttack's "standard" Square): `n_queries` 5000, `p_init` 0.8, p-schedule rescaled
-to `n_queries` (`rescale_schedule`), margin loss f_y − max_{k≠y} f_k on the downstream logits.
+Defaults (their one home is conf/attack/square.yaml; AutoAttack's "standard" Square):
+`n_queries` 5000, `p_init` 0.8, p-schedule rescaled to `n_queries` (`rescale_schedule`), margin
+loss f_y − max_{k≠y} f_k on the downstream logits.
 
 Why it is not an `Attack` loop run: it takes no gradient. Each query is a forward pass through
 the *evaluation* path, f(D(T(x_n+δ))) with the real defense T (`Victim.evaluate`), so a model
