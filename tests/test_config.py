@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from miga.metrics.scorers import scorer_list
-from tests.conftest import CONF, REPO, compose_config
+from tests.conftest import CONF, compose_config
+from tests.helpers import run_miga
 
 GROUPS = [
     "denoiser",
@@ -74,42 +72,23 @@ def test_the_demo_default_instantiates_its_cheap_parts() -> None:
 
 
 def test_unknown_choice_lists_the_valid_ones() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "denoiser=nope"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    out = run_miga("denoiser=nope")
     assert out.returncode != 0
     assert "Could not find 'denoiser/nope'" in out.stderr
     assert "demo" in out.stderr and "dncnn" in out.stderr  # the available options are listed
 
 
 def test_cfg_job_prints_the_composed_config() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "--cfg", "job", "attack.steps=3"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_miga("--cfg", "job", "attack.steps=3", check=True)
     assert "steps: 3" in out.stdout and "_target_: miga.attacks.MIGA" in out.stdout
 
 
 def test_missing_checkpoint_names_the_file(tmp_path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "denoiser=dncnn",
-            f"paths.checkpoints={tmp_path}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            "logger=none",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_miga(
+        "denoiser=dncnn",
+        f"paths.checkpoints={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "logger=none",
     )
     assert out.returncode != 0
     assert f"checkpoint not found: {tmp_path}/dncnn_color_blind.pth" in out.stderr
@@ -135,12 +114,7 @@ def test_an_old_key_names_the_new_one(override: str, message: str) -> None:
 
 
 def test_the_entry_point_refuses_an_old_key_before_composing() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "dataset.dataset.limit=3"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    out = run_miga("dataset.dataset.limit=3")
     assert out.returncode == 1
     assert out.stderr.strip() == (
         "miga: error: `dataset.dataset.limit` was renamed: use `dataset.limit` "

@@ -19,6 +19,7 @@ from miga.data.demo_text import SENTENCES, DemoText, render, split_indices
 from miga.mi.estimators import CriticCheckpointError
 from miga.mi.training import validation_estimates
 from tests.conftest import REPO, compose_config
+from tests.helpers import run_miga
 
 CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_critic.pt"
 HELDOUT_CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_heldout_critic.pt"
@@ -162,20 +163,7 @@ def test_unknown_task_demo_moves_the_text_but_not_the_psnr(tmp_path: Path) -> No
     if shutil.which("tesseract") is None:
         pytest.skip("tesseract is not installed (make install)")
     run_dir = tmp_path / "cell"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "task=demo_text",
-            f"hydra.run.dir={run_dir}",
-            "logger=none",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_miga("task=demo_text", f"hydra.run.dir={run_dir}", "logger=none", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = read_rows(run_dir / "samples.csv")
