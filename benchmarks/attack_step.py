@@ -14,7 +14,7 @@ applied exactly as `python -m miga.run` applies it (`denoiser=restormer`, `attac
 do not depend on the weights. Prints ONE JSON line (everything else goes to stderr).
 
 The baseline of every time ratio, `raw`, is the victim's own forward+backward: the composite
-model (defence → denoiser → task model) on the same batch, cross-entropy, gradient with respect
+model (defense → denoiser → downstream) on the same batch, cross-entropy, gradient with respect
 to the input only, models frozen. Timings alternate within each repetition, the order rotating
 by one path between repetitions.
 Wall-clock ratios are the headline; CPU-time ratios (`cpu_*`) are printed beside them because

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The override that turns on the stopping rule (every attack config has `stopping`).
-STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.base.StopWhenMisclassified}"
+STOP_OVERRIDE = "attack.stopping={_target_:miga.attacks.StopWhenMisclassified}"
 _T0 = time.perf_counter()
 
 

@@ -19,7 +19,7 @@ from benchmarks.compose import compose, log
 
 
 class Composite(nn.Module):
-    """The victim as one model: defence (attack form) → denoiser → task model."""
+    """The victim as one model: defense (attack form) → denoiser → downstream model."""
 
     def __init__(self, victim) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """What each config group's object must do, checked when a cell starts (docs/extending.md).
 
-A researcher's own denoiser, task model or dataset comes in through a `_target_` of their own
+A researcher's own denoiser, downstream model or dataset comes in through a `_target_` of their own
 (`hydra.searchpath=[file://my_configs] denoiser=my_net`). Deep inside the attack loop a broken
 contract shows up as a shape error or, worse, as plausible wrong numbers; here it stops the cell
 before any work, with an error naming the group, its `_target_` and the rule it breaks.
@@ -131,7 +131,7 @@ def check_dataset(
     if label is not None:
         value = int(label)
         if value < 0 or (classes is not None and value >= classes):
-            raise fail(f"`label` {value} is not a class of the task model (0…{classes})")
+            raise fail(f"`label` {value} is not a class of the downstream model (0…{classes})")
     return label is not None
 
 
@@ -152,7 +152,7 @@ def check_attack(attack: Any, target: str | None = None, group: str = "attack") 
 
 
 def check_cell(module: Any, dataset: Any, targets: Mapping[str, str | None]) -> None:
-    """Every contract of one cell: its dataset, denoiser(s), task model(s) and attack.
+    """Every contract of one cell: its dataset, denoiser(s), downstream model(s) and attack.
     `targets` names each group's `_target_` for the messages."""
     labels = check_dataset(dataset, targets.get("dataset"), classes=None)
     check_denoiser(module.denoiser, targets.get("denoiser"))

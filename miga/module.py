@@ -58,7 +58,7 @@ class AttackModule(L.LightningModule):
     ) -> None:
         """`channels_last` keeps models and images in NHWC memory layout (faster convolutions
         on CPU with oneDNN and on GPU tensor cores; model outputs move by float rounding).
-        `compile_models` runs the denoiser and the task model through `torch.compile` (compiled
+        `compile_models` runs the denoiser and the downstream through `torch.compile` (compiled
         on the first batch): `True` with its default backend (inductor), a string names another
         backend (`cudagraphs`, `aot_eager`; `eager` checks the wiring at no compile cost).
         benchmarks/README.md says what each buys where.

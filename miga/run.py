@@ -21,7 +21,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from miga.callbacks.fault import fault_callbacks
 from miga.callbacks.results_folder import prepare_results_dir
 from miga.callbacks.results_writer import ResultsWriter, read_rows
 from miga.contracts import check_cell, config_targets
@@ -96,7 +95,7 @@ def _run_cell(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,
-        callbacks=[*callbacks, *fault_callbacks()],
+        callbacks=callbacks,
     )
     try:
         module = build_module(cfg)

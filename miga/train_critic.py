@@ -3,10 +3,10 @@
 Trains the critic of the configured neural estimator on the (image, reference) pairs of a paired
 dataset (`dataset`, items with "image" and "reference") with a Lightning `fit` loop
 (`miga.mi.training.CriticTraining`), logs the MI estimate curve (`mi/estimate`, and
-`mi/heldout` / `mi/heldout_shuffled` on `heldout` pairs when configured) to the configured
+`mi/validation` / `mi/validation_shuffled` on `validation` pairs when configured) to the configured
 logger (W&B offline by default, its files in the run folder), then saves the critic's plain state
 dict to `output`, which `mi_estimator.checkpoint=<file>` loads strictly and frozen for the attack.
-Prints one JSON line (first/last estimates, held-out values, seconds, output path).
+Prints one JSON line (first/last estimates, validation values, seconds, output path).
 
 The run folder is deterministic, like `miga.run`'s: `outputs/train_critic/<overrides>`.
 """
@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from miga.mi.training import CriticTraining, heldout_estimates
+from miga.mi.training import CriticTraining, validation_estimates
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into
@@ -48,7 +48,7 @@ def training_loader(dataset: Dataset, batch_size: int, steps: int, seed: int) ->
 
 
 def whole(dataset: Dataset) -> dict[str, torch.Tensor]:
-    """All pairs of a (small) held-out set as one batch."""
+    """All pairs of a (small) validation set as one batch."""
     items = [dataset[i] for i in range(len(dataset))]
     return {key: torch.stack([item[key] for item in items]) for key in ("image", "reference")}
 
@@ -73,7 +73,7 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
 
     estimator = instantiate(cfg.mi_estimator)
     train_set: Dataset = instantiate(cfg.dataset)
-    heldout_set = instantiate(cfg.heldout) if cfg.get("heldout") is not None else None
+    validation_set = instantiate(cfg.validation) if cfg.get("validation") is not None else None
     module = CriticTraining(
         estimator,
         lr=cfg.lr,
@@ -88,7 +88,7 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     val_loader = (
-        DataLoader([whole(heldout_set)], batch_size=None) if heldout_set is not None else None
+        DataLoader([whole(validation_set)], batch_size=None) if validation_set is not None else None
     )
     trainer = L.Trainer(
         max_steps=cfg.steps,
@@ -129,19 +129,19 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
             "mi_last": round(curve[-1], 4) if curve else None,
             "mi_last10_mean": round(sum(curve[-10:]) / len(curve[-10:]), 4) if curve else None,
         }
-        if heldout_set is not None:
+        if validation_set is not None:
             estimator.eval()
-            true, shuffled = heldout_estimates(
+            true, shuffled = validation_estimates(
                 estimator.cpu(),
-                **whole(heldout_set),
+                **whole(validation_set),
                 augment_sigma=cfg.augment_sigma,
                 repeats=cfg.eval_repeats,
                 seed=cfg.seed,
             )
             report.update(
-                heldout_pairs=len(heldout_set),
-                mi_heldout=round(true, 4),
-                mi_heldout_shuffled=round(shuffled, 4),
+                validation_pairs=len(validation_set),
+                mi_validation=round(true, 4),
+                mi_validation_shuffled=round(shuffled, 4),
             )
         report["seconds"] = round(time.perf_counter() - started, 1)
         (output_dir / "critic_summary.json").write_text(json.dumps(report, indent=2) + "\n")

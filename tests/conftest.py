@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,14 +28,35 @@ else:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def compose_config(overrides: list[str] | None = None, name: str = "config") -> DictConfig:
-    """Compose a real config like `python -m miga.run` would, outside a Hydra run."""
+#: The running test's own output folder (set per test below); None outside a test.
+_test_output_dir: Path | None = None
+
+
+@pytest.fixture(autouse=True)
+def _own_output_dir(tmp_path: Path):
+    """Every test's composed configs write under its own temporary folder, never the checkout."""
+    global _test_output_dir
+    _test_output_dir = tmp_path / "outputs"
+    yield
+    _test_output_dir = None
+
+
+def compose_config(
+    overrides: list[str] | None = None, name: str = "config", output_dir: Path | None = None
+) -> DictConfig:
+    """Compose a real config like `python -m miga.run` would, outside a Hydra run.
+
+    `paths.output_dir` is `output_dir`, else the running test's own temporary folder, else (a
+    session fixture composing before any test) a fresh temporary folder: no test writes into
+    the checkout.
+    """
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name=name, overrides=overrides or [], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # so `${hydra:...}` interpolations resolve
     with open_dict(cfg):
         cfg.paths.root = str(REPO)
-        cfg.paths.output_dir = str(REPO / "outputs" / "pytest")
+        where = output_dir or _test_output_dir or tempfile.mkdtemp(prefix="miga-pytest-")
+        cfg.paths.output_dir = str(where)
     return cfg
 
 

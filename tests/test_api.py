@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from miga.callbacks.results_writer import read_rows
+from tests.helpers import run_miga
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,9 +35,8 @@ def test_readme_api_example_gives_the_cli_rows(tmp_path: Path) -> None:
     assert out.delta.abs().max() <= 4 / 255 + 1e-6
 
     env = {**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-m", "miga.run", "dataset=demo_small", "attack.steps=1", "logger=none"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    run = run_miga(
+        "dataset=demo_small", "attack.steps=1", "logger=none", cwd=tmp_path, env=env, timeout=600
     )
     assert run.returncode == 0, run.stderr[-3000:]
     (samples,) = (tmp_path / "outputs").glob("*/*/samples.csv")

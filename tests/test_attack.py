@@ -83,7 +83,7 @@ class _PoisonOne(LossTerm):
     """A loss that is NaN for the sample with index 1."""
 
     def forward(self, state: StepState) -> torch.Tensor:
-        loss = state.output.flatten(1).mean(1)
+        loss = state.attacked.flatten(1).mean(1)
         return torch.where(state.inputs.index == 1, torch.full_like(loss, float("nan")), loss)
 
 
@@ -163,7 +163,7 @@ def test_output_fidelity_is_per_sample_mse() -> None:
         Victim(nn.Identity()),
         delta=torch.zeros_like(clean),
         perturbed=clean,
-        output=output,
+        attacked=output,
     )
     torch.testing.assert_close(OutputFidelity("clean")(state), torch.tensor([0.01, 0.09]))
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from miga.attacks import IFGSM, PGD
 from miga.attacks.base import Attack
-from miga.attacks.baselines import IFGSM, PGD
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.miga import MIGA
 from miga.attacks.optim import SignGradientDescent
@@ -131,7 +131,7 @@ def test_miga_objective_is_the_weighted_sum_of_its_terms_with_their_signs() -> N
         victim=Victim(denoiser, classifier),
         delta=delta,
         perturbed=perturbed,
-        output=output,
+        attacked=output,
     )
     total, parts = attack.objective(state)
     # each term recomputed independently; the documented signs: fidelity terms are minimised

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from miga.attacks.base import AttackResult
-from miga.attacks.baselines import PGDL2, RandomNoise
+from miga.attacks import PGDL2, RandomNoise
 from miga.attacks.budgets import L2Ball, LinfBall, Unbounded
 from miga.attacks.denoising_budgets import (
     CircumscribedL2Ball,
@@ -33,7 +31,8 @@ from miga.metrics.lpips import LPIPS, load_lpips
 from miga.metrics.quality import psnr
 from miga.metrics.scorers import DeltaPSNR, Outcome, TargetedSuccess
 from miga.threats.noise import GaussianNoise
-from tests.conftest import CONF, REPO, compose_config
+from tests.conftest import CONF, compose_config
+from tests.helpers import make_outcome, run_miga
 
 EPS = 4 / 255
 STEPS = 3
@@ -255,9 +254,14 @@ def _outcome(classifier=None, label=None) -> Outcome:
     clean = torch.full((2, 3, 32, 32), 0.5)
     denoised = clean + 0.01
     attacked = torch.stack([clean[0] + 0.01, clean[1] + 0.1])
-    zeros = torch.zeros(2)
-    result = AttackResult(zeros, zeros.long(), zeros.bool(), zeros.bool())
-    return Outcome(clean, clean, denoised, clean, attacked, zeros, result, label, None, classifier)
+    return make_outcome(
+        clean,
+        denoised=denoised,
+        attacked=attacked,
+        delta=torch.zeros(2),
+        label=label,
+        downstream=classifier,
+    )
 
 
 def test_delta_psnr_is_the_quality_the_attack_costs() -> None:
@@ -311,13 +315,7 @@ SWEEP = "experiment=baselines"
 
 
 def _miga_run(overrides: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "miga.run", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return run_miga(*overrides)
 
 
 @pytest.fixture(scope="module")

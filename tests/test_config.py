@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from miga.metrics.scorers import scorer_list
-from tests.conftest import CONF, REPO, compose_config
+from tests.conftest import CONF, compose_config
+from tests.helpers import run_miga
 
 GROUPS = [
     "denoiser",
@@ -74,42 +72,23 @@ def test_the_demo_default_instantiates_its_cheap_parts() -> None:
 
 
 def test_unknown_choice_lists_the_valid_ones() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "denoiser=nope"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    out = run_miga("denoiser=nope")
     assert out.returncode != 0
     assert "Could not find 'denoiser/nope'" in out.stderr
     assert "demo" in out.stderr and "dncnn" in out.stderr  # the available options are listed
 
 
 def test_cfg_job_prints_the_composed_config() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "--cfg", "job", "attack.steps=3"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "steps: 3" in out.stdout and "_target_: miga.attacks.miga.MIGA" in out.stdout
+    out = run_miga("--cfg", "job", "attack.steps=3", check=True)
+    assert "steps: 3" in out.stdout and "_target_: miga.attacks.MIGA" in out.stdout
 
 
 def test_missing_checkpoint_names_the_file(tmp_path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "denoiser=dncnn",
-            f"paths.checkpoints={tmp_path}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            "logger=none",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_miga(
+        "denoiser=dncnn",
+        f"paths.checkpoints={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "logger=none",
     )
     assert out.returncode != 0
     assert f"checkpoint not found: {tmp_path}/dncnn_color_blind.pth" in out.stderr
@@ -122,22 +101,20 @@ def test_missing_checkpoint_names_the_file(tmp_path) -> None:
         ("dataset.batch_size=4", "`dataset.batch_size` was renamed: use `loader.batch_size`"),
         ("+dataset.num_workers=2", "use `loader.num_workers`"),
         ("dataset.task=ocr", "`dataset.task` was removed: the task is chosen by `task=`"),
+        # train_critic's evaluation pairs; the judges keep `heldout_` (metrics.heldout_*)
+        ("heldout=demo_text_test", "`heldout` was renamed: use `validation`"),
     ],
 )
 def test_an_old_key_names_the_new_one(override: str, message: str) -> None:
     from miga.utils.renamed import renamed_key_error
 
     assert message in renamed_key_error(["attack.steps=2", override])
-    assert renamed_key_error(["dataset.root=/data/x", "loader.batch_size=4"]) is None
+    current = ["dataset.root=/data/x", "loader.batch_size=4", "validation=demo_text_test"]
+    assert renamed_key_error([*current, "metrics.heldout_downstream=null"]) is None
 
 
 def test_the_entry_point_refuses_an_old_key_before_composing() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "miga.run", "dataset.dataset.limit=3"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    out = run_miga("dataset.dataset.limit=3")
     assert out.returncode == 1
     assert out.stderr.strip() == (
         "miga: error: `dataset.dataset.limit` was renamed: use `dataset.limit` "

@@ -1,4 +1,4 @@
-"""Defences before the denoiser: real transforms at evaluation, BPDA/differentiable for attacks."""
+"""Defenses before the denoiser: real transforms at evaluation, BPDA/differentiable for attacks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from miga.attacks.baselines import IFGSM, NoAttack
+from miga.attacks import IFGSM, NoAttack
 from miga.attacks.budgets import LinfBall
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.state import AttackInputs, Victim
@@ -120,7 +120,7 @@ def test_victim_attacks_through_the_surrogate_and_evaluates_through_the_real_def
     victim = Victim(Record(), defense=BitDepth(bits=2, adaptive=False))
     victim.denoise(x)
     victim.evaluate(x)
-    assert torch.equal(seen[0], x)  # non-adaptive attack: no defence
+    assert torch.equal(seen[0], x)  # non-adaptive attack: no defense
     torch.testing.assert_close(seen[1], BitDepth(bits=2)(x))  # evaluation: the real one
 
 
@@ -144,7 +144,7 @@ def test_module_evaluates_through_the_real_defense(demo_models, demo_batch) -> N
     assert not torch.allclose(expected, undefended)
 
 
-DEFENCES = {
+DEFENSES = {
     "bit_depth": lambda adaptive: BitDepth(bits=4, adaptive=adaptive),
     "gaussian_blur": lambda adaptive: GaussianBlur(5, 1.0, adaptive=adaptive),
     "jpeg": lambda adaptive: JPEG(quality=30, adaptive=adaptive),
@@ -153,9 +153,9 @@ DEFENCES = {
 
 
 def test_adaptive_attack_is_at_least_as_strong_as_the_non_adaptive_one(demo_models) -> None:
-    """Same images, same budget, evaluated through the real defence: the attack that
-    optimises through the defence (BPDA / differentiable form) leaves no higher accuracy and no
-    lower true-label cross-entropy than the one that ignores it, on every defence, and is
+    """Same images, same budget, evaluated through the real defense: the attack that
+    optimises through the defense (BPDA / differentiable form) leaves no higher accuracy and no
+    lower true-label cross-entropy than the one that ignores it, on every defense, and is
     strictly stronger on at least one (measured: on all four at ε = 2/255, 3 steps)."""
     from miga.data.demo_photos import DemoPhotos
 
@@ -170,7 +170,7 @@ def test_adaptive_attack_is_at_least_as_strong_as_the_non_adaptive_one(demo_mode
         steps=3, optimizer=partial(SignGradientDescent, lr=eps / 2), budget=LinfBall(eps)
     )
     stronger = []
-    for name, make in DEFENCES.items():
+    for name, make in DEFENSES.items():
         evaluation = Victim(denoiser, classifier, make(True))
         with torch.no_grad():
             denoised = evaluation.evaluate(noisy, index)

@@ -20,10 +20,11 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from miga.denoisers import CheckpointError, Denoiser
-from miga.denoisers.checkpointing import CheckpointableBlock, set_activation_checkpointing
+from miga.checkpoints import CheckpointError
+from miga.denoisers import Denoiser
 from miga.denoisers.dncnn import DnCNN
 from miga.denoisers.nafnet import NAFNet
+from miga.denoisers.recompute import RecomputedBlock, set_activation_checkpointing
 from miga.denoisers.restormer import Restormer
 from miga.denoisers.swinir import SwinIR, shifted_window_mask
 from tests.conftest import compose_config
@@ -197,7 +198,7 @@ def test_activation_checkpointing_reaches_every_block_and_changes_no_number(
     recomputation must give the same output and the same gradient with respect to the input."""
     _, channels, pad = SMALL[name]
     denoiser = Denoiser(net=_build(name, seed=0), pad_multiple=pad)
-    units = [m for m in denoiser.modules() if isinstance(m, CheckpointableBlock)]
+    units = [m for m in denoiser.modules() if isinstance(m, RecomputedBlock)]
     assert len(units) == blocks
     x = torch.rand(2, channels, *ODD, generator=torch.Generator().manual_seed(0))
     results = []

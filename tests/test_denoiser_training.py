@@ -4,9 +4,6 @@ noisy input by at least 0.5 dB (NAFNet, the slowest starter, gained 1.1 dB in on
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -15,7 +12,7 @@ from miga.denoisers.nafnet import NAFNet
 from miga.denoisers.restormer import Restormer
 from miga.denoisers.swinir import SwinIR
 from miga.zoo.train import evaluate_on_demo, train_denoiser
-from tests.conftest import REPO
+from tests.helpers import run_miga
 
 SMALL = {
     "restormer": lambda: Restormer(
@@ -72,23 +69,15 @@ SMALL_OVERRIDES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL_OVERRIDES))
 def test_each_denoiser_runs_a_demo_cell_with_random_weights(name: str, tmp_path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            f"denoiser={name}",
-            "denoiser.checkpoint=null",
-            *SMALL_OVERRIDES[name],
-            "dataset.limit=2",
-            "dataset.size=64",
-            "attack.steps=1",
-            "logger=none",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_miga(
+        f"denoiser={name}",
+        "denoiser.checkpoint=null",
+        *SMALL_OVERRIDES[name],
+        "dataset.limit=2",
+        "dataset.size=64",
+        "attack.steps=1",
+        "logger=none",
+        f"hydra.run.dir={tmp_path}",
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]

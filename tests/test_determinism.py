@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from miga.utils.threads import apply_threads
+from tests import helpers
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -25,14 +26,7 @@ TINY = ["dataset=demo_small", "dataset.limit=2", "attack.steps=1", "logger=none"
 
 
 def run_miga(run_dir: Path, *overrides: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
+    helpers.run_miga(*overrides, run_dir=run_dir, check=True)
 
 
 def test_same_config_and_threads_give_identical_rows_and_provenance_records_them(

@@ -1,4 +1,4 @@
-"""Downstream task models (timm classifiers, OCR, feature backbones), their configs, the
+"""Downstream models (timm classifiers, OCR, feature backbones), their configs, the
 semantic scorers and the fine-tuning command."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image, ImageDraw, ImageFont
 
-from miga.attacks.base import AttackResult
 from miga.checkpoints import CheckpointError
 from miga.data.demo_photos import to_tensor
 from miga.downstream.classifier import Classifier
@@ -28,6 +27,7 @@ from miga.metrics.scorers import Outcome
 from miga.metrics.semantic import FeatureShift, OCRScorer, ReferenceSimilarity, rouge_l
 from miga.metrics.summary import summarize
 from tests.conftest import REPO, compose_config
+from tests.helpers import make_outcome
 
 SENTENCE = "The quick brown fox jumps over the lazy dog"
 ALTERED = "A slow green turtle walks under the busy bridge"
@@ -52,20 +52,7 @@ def rendered(text: str, size: tuple[int, int] = (320, 72)) -> torch.Tensor:
 
 
 def outcome(**images: torch.Tensor) -> Outcome:
-    clean = images["clean"]
-    batch = clean.shape[0]
-    zeros = torch.zeros(batch, dtype=torch.long)
-    flags = torch.zeros(batch, dtype=torch.bool)
-    return Outcome(
-        clean=clean,
-        noisy=images.get("noisy", clean),
-        denoised=images.get("denoised", clean),
-        perturbed=images.get("perturbed", clean),
-        attacked=images.get("attacked", clean),
-        delta=torch.zeros_like(clean),
-        result=AttackResult(torch.zeros_like(clean), zeros, flags, flags),
-        reference=images.get("reference"),
-    )
+    return make_outcome(images.pop("clean"), **images)
 
 
 def instantiate_error(node) -> BaseException:

@@ -3,15 +3,13 @@ tiny real sweep through `python -m miga.run -m` and `python -m miga.report` draw
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from miga.report import main as report_main
-from tests.conftest import REPO, compose_config
+from tests.conftest import compose_config
+from tests.helpers import run_miga
 
 EPSILONS = [e / 255 for e in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16)]
 
@@ -84,27 +82,18 @@ def test_unknown_task_ablation() -> None:
 @pytest.mark.slow
 def test_tiny_strength_sweep_draws_curves(tmp_path: Path) -> None:
     sweep = tmp_path / "strength"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "-m",
-            "experiment=strength",
-            "attack=ifgsm,random",
-            "budget.epsilon=0.00392156862745098,0.01568627450980392",
-            "attack.steps=1",
-            "dataset=demo_small",
-            "dataset.limit=2",
-            "loader.batch_size=2",
-            "logger=none",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=REPO,
-        env={**os.environ},
+    run_miga(
+        "-m",
+        "experiment=strength",
+        "attack=ifgsm,random",
+        "budget.epsilon=0.00392156862745098,0.01568627450980392",
+        "attack.steps=1",
+        "dataset=demo_small",
+        "dataset.limit=2",
+        "loader.batch_size=2",
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
         check=True,
-        capture_output=True,
-        text=True,
         timeout=900,
     )
     assert report_main([str(sweep)]) == 0

@@ -13,9 +13,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from miga.checkpoints import read_weight_file
+from miga.checkpoints import CheckpointError, read_weight_file
 from miga.data.demo_photos import DemoPhotos
-from miga.denoisers import CheckpointError, Denoiser
+from miga.denoisers import Denoiser
 from miga.denoisers.ffdnet import FFDNet
 from miga.metrics.quality import psnr
 from miga.utils.config import package_file

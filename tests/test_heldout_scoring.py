@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,15 @@ from hydra.utils import instantiate
 
 from miga.callbacks.results_writer import read_rows
 from miga.metrics.intervals import wilson
-from tests.conftest import REPO, compose_config
+from tests.conftest import compose_config
+from tests.helpers import run_miga
 
 pytestmark = pytest.mark.slow
 
 
 def test_heldout_classifier_scores_the_cell_beside_the_attacked_one(tmp_path: Path) -> None:
     overrides = ["dataset=demo_small", "attack.steps=2", "metrics=classification_heldout"]
-    subprocess.run(
-        [sys.executable, "-m", "miga.run", f"hydra.run.dir={tmp_path}", "logger=none", *overrides],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
+    run_miga("logger=none", *overrides, run_dir=tmp_path, check=True)
     rows = read_rows(tmp_path / "samples.csv")
     summary = json.loads((tmp_path / "summary.json").read_text())
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from miga.attacks.base import AttackResult
 from miga.metrics.quality import PSNR_CAP_DB, psnr, ssim
 from miga.metrics.scorers import Classification, Outcome, PerturbationSize
 from miga.metrics.summary import summarize
+from tests.helpers import make_outcome
 
 
 def test_psnr_is_per_image_not_pooled() -> None:
@@ -145,25 +145,7 @@ def test_summary_reduces_rows_as_documented() -> None:
 
 
 def _outcome(**fields) -> Outcome:
-    image = fields.get("clean", torch.zeros(1, 3, 2, 2))
-    delta = fields.pop("delta", torch.zeros_like(image))
-    batch = image.shape[0]
-    result = AttackResult(
-        delta,
-        torch.zeros(batch, dtype=torch.long),
-        torch.zeros(batch, dtype=torch.bool),
-        torch.zeros(batch, dtype=torch.bool),
-    )
-    base = dict(
-        clean=image,
-        noisy=image,
-        denoised=image,
-        perturbed=image,
-        attacked=image,
-        delta=delta,
-        result=result,
-    )
-    return Outcome(**{**base, **fields})
+    return make_outcome(fields.pop("clean", torch.zeros(1, 3, 2, 2)), **fields)
 
 
 def test_class_names_sit_beside_every_class_index_column(tmp_path) -> None:

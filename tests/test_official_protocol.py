@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from miga.denoisers import CheckpointError, Denoiser
+from miga.checkpoints import CheckpointError
+from miga.denoisers import Denoiser
 from tests.test_denoiser_architectures import _build, _load_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:UserWarning")

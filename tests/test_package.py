@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_miga
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -40,16 +42,17 @@ def test_wheel_installs_and_runs_the_demo_outside_the_repository(tmp_path: Path)
     env = outside_env(site)
     where = subprocess.run(
         [sys.executable, "-c", "import miga.conf as c; print(c.__file__)"],
-        cwd=cwd, env=env, capture_output=True, text=True, check=True,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert Path(where).resolve().is_relative_to(site.resolve())
     assert (site / "miga" / "conf" / "denoiser" / "demo.yaml").is_file()
 
     args = ["logger=none", "dataset=demo_small", "attack.steps=1"]
-    run = subprocess.run(
-        [sys.executable, "-m", "miga.run", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )
+    run = run_miga(*args, cwd=cwd, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     (summary_file,) = (cwd / "outputs").glob("*/*/summary.json")
     summary = json.loads(summary_file.read_text())

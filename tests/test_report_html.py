@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 from PIL import Image
 
 from miga.report import main as report_main
-from tests.conftest import REPO
+from tests.helpers import run_miga
 
 pytestmark = pytest.mark.slow
 
@@ -106,21 +105,14 @@ def expected_text(summary: dict, key: str) -> str:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sweep = tmp_path_factory.mktemp("html") / "sweep"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "-m",
-            "experiment=demo_grid",
-            "attack.steps=2",
-            "dataset.limit=4",
-            "logger=none",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=REPO,
+    run_miga(
+        "-m",
+        "experiment=demo_grid",
+        "attack.steps=2",
+        "dataset.limit=4",
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
         check=True,
-        capture_output=True,
         timeout=900,
     )
     cells = sorted(p.parent for p in sweep.rglob("provenance.json"))

@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from miga.report import Cell, SlotCollision, find_cells, write_report
 from miga.report import main as report_main
 from miga.report.cells import EPSILON, line_labels, varying_keys
 from miga.report.sections.curves import series
-from tests.conftest import REPO
+from tests.helpers import run_miga
 
 SWEPT = ("budget", "noise.sigma")
 
@@ -57,24 +55,17 @@ def _overrides(cell: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("keys") / "sweep"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "-m",
-            "dataset=demo_small",
-            "budget=linf,l2",
-            "noise.sigma=15,50",
-            "attack.steps=1",
-            "dataset.limit=2",
-            "loader.batch_size=2",
-            "logger=none",
-            f"hydra.sweep.dir={root}",
-        ],
-        cwd=REPO,
+    run_miga(
+        "-m",
+        "dataset=demo_small",
+        "budget=linf,l2",
+        "noise.sigma=15,50",
+        "attack.steps=1",
+        "dataset.limit=2",
+        "loader.batch_size=2",
+        "logger=none",
+        f"hydra.sweep.dir={root}",
         check=True,
-        capture_output=True,
         timeout=900,
     )
     return root

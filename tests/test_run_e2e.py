@@ -16,7 +16,7 @@ from PIL import Image
 from miga.callbacks.image_grid import CAPTION_PX, PANELS
 from miga.callbacks.results_writer import read_rows
 from miga.metrics.summary import summarize
-from tests.conftest import REPO
+from tests import helpers
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +24,7 @@ SMALL = ["dataset.limit=3", "loader.batch_size=2", "attack.steps=2"]
 
 
 def run_miga(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=900,
-    )
+    return helpers.run_miga(*overrides, run_dir=run_dir, check=check)
 
 
 @pytest.fixture(scope="module")

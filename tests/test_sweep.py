@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from miga.callbacks.fault import FAULT_VARIABLE
 from miga.callbacks.results_writer import read_rows
 from miga.report import main as report_main
-from tests.conftest import REPO
+from tests.faults import FAULT_VARIABLE
+from tests.helpers import run_miga
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +19,9 @@ TINY = ["attack.steps=1", "dataset.limit=4", "loader.batch_size=2", "logger=none
 
 
 def miga(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "miga.run", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=check,
-        timeout=900,
-    )
+    """`python -m miga.run`, or `python -m tests.faults` when `env` asks for a fault."""
+    module = "tests.faults" if FAULT_VARIABLE in (env or {}) else "miga.run"
+    return run_miga(*args, module=module, env=env, check=check)
 
 
 def _cells(sweep: Path) -> dict[str, Path]:

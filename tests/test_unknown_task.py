@@ -17,8 +17,9 @@ from miga.callbacks.results_writer import read_rows
 from miga.checkpoints import read_weight_file
 from miga.data.demo_text import SENTENCES, DemoText, render, split_indices
 from miga.mi.estimators import CriticCheckpointError
-from miga.mi.training import heldout_estimates
+from miga.mi.training import validation_estimates
 from tests.conftest import REPO, compose_config
+from tests.helpers import run_miga
 
 CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_critic.pt"
 HELDOUT_CRITIC = REPO / "miga" / "zoo" / "weights" / "demo_text_heldout_critic.pt"
@@ -102,12 +103,12 @@ def test_heldout_critic_is_another_critic_and_separates_the_test_pairs() -> None
     held_out = DemoText(split="test")
     image = torch.stack([held_out[i]["image"] for i in range(len(held_out))])
     reference = torch.stack([held_out[i]["reference"] for i in range(len(held_out))])
-    true, shuffled = heldout_estimates(judge, image, reference, augment_sigma=0.04)
+    true, shuffled = validation_estimates(judge, image, reference, augment_sigma=0.04)
     assert true > shuffled + 0.2, (true, shuffled)
 
 
 @pytest.mark.slow
-def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Path) -> None:
+def test_train_critic_checkpoint_loads_and_separates_validation_pairs(tmp_path: Path) -> None:
     run_dir, output = tmp_path / "run", tmp_path / "critic.pt"
     done = subprocess.run(
         [
@@ -116,7 +117,7 @@ def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Pat
             "miga.train_critic",
             "dataset=demo_text",
             "mi_estimator=mine_demo_text",
-            "heldout=demo_text_test",
+            "validation=demo_text_test",
             "dataset.split=train",
             "steps=40",
             "batch_size=8",
@@ -136,7 +137,7 @@ def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Pat
     assert json.loads((run_dir / "critic_summary.json").read_text()) == report
     assert len(json.loads((run_dir / "mi_curve.json").read_text())) == 40
     metrics = next(run_dir.glob("csv/version_*/metrics.csv")).read_text().splitlines()
-    assert "mi/estimate" in metrics[0] and "mi/heldout" in metrics[0]
+    assert "mi/estimate" in metrics[0] and "mi/validation" in metrics[0]
 
     # A plain state dict that `mi_estimator.checkpoint=` loads strictly, frozen.
     state = read_weight_file(output)
@@ -149,9 +150,9 @@ def test_train_critic_checkpoint_loads_and_separates_heldout_pairs(tmp_path: Pat
     held_out = DemoText(split="test")
     image = torch.stack([held_out[i]["image"] for i in range(len(held_out))])
     reference = torch.stack([held_out[i]["reference"] for i in range(len(held_out))])
-    true, shuffled = heldout_estimates(estimator, image, reference, augment_sigma=0.04)
+    true, shuffled = validation_estimates(estimator, image, reference, augment_sigma=0.04)
     assert true > shuffled + 0.2, (true, shuffled)
-    assert report["mi_heldout"] > report["mi_heldout_shuffled"]
+    assert report["mi_validation"] > report["mi_validation_shuffled"]
 
 
 # --------------------------------------------------------------------------- the demo cell
@@ -162,20 +163,7 @@ def test_unknown_task_demo_moves_the_text_but_not_the_psnr(tmp_path: Path) -> No
     if shutil.which("tesseract") is None:
         pytest.skip("tesseract is not installed (make install)")
     run_dir = tmp_path / "cell"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "miga.run",
-            "task=demo_text",
-            f"hydra.run.dir={run_dir}",
-            "logger=none",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_miga("task=demo_text", f"hydra.run.dir={run_dir}", "logger=none", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = read_rows(run_dir / "samples.csv")

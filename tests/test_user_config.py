@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from miga.api import build, compose_cell
 from miga.contracts import ContractError
+from tests.helpers import run_miga
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,10 +73,7 @@ def test_cli_finds_the_users_config_and_class(user_repo: Path) -> None:
         "attack.steps=1",
         "logger=none",
     ]
-    run = subprocess.run(
-        [sys.executable, "-m", "miga.run", *args],
-        cwd=user_repo, env=env, capture_output=True, text=True, timeout=600,
-    )
+    run = run_miga(*args, cwd=user_repo, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     (summary_file,) = (user_repo / "outputs").glob("miga_my_identity_demo_small/*/summary.json")
     summary = json.loads(summary_file.read_text())

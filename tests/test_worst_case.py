@@ -20,8 +20,8 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
+from miga.attacks import IFGSM
 from miga.attacks.base import Attack, AttackResult
-from miga.attacks.baselines import IFGSM
 from miga.attacks.budgets import L2Ball, LinfBall
 from miga.attacks.optim import SignGradientDescent
 from miga.attacks.square import STREAM, Square, margin, p_selection
@@ -29,10 +29,11 @@ from miga.attacks.state import AttackInputs, Victim
 from miga.attacks.worst_case import WorstCase
 from miga.callbacks.results_writer import columns_to_rows, read_rows, rows_to_csv
 from miga.metrics.intervals import wilson
-from miga.metrics.scorers import AttackBookkeeping, Classification, Outcome
+from miga.metrics.scorers import AttackBookkeeping, Classification
 from miga.metrics.summary import summarize
 from miga.utils.seeding import sample_seed
 from tests.conftest import compose_config
+from tests.helpers import make_outcome
 
 EPS = 16 / 255
 N, C, H, W, CLASSES = 12, 3, 8, 8, 4
@@ -198,9 +199,11 @@ def test_rows_and_summary(victim, tmp_path):
     inputs = tiny_inputs(victim.downstream, victim.denoiser)
     result = run(WorstCase(members()), inputs, victim)
     perturbed = inputs.noisy + result.delta
-    outcome = Outcome(inputs.clean, inputs.noisy, inputs.denoised, perturbed,
-                      victim.denoiser(perturbed), result.delta, result, inputs.label,
-                      downstream=victim.downstream)
+    outcome = make_outcome(
+        inputs.clean, noisy=inputs.noisy, denoised=inputs.denoised, perturbed=perturbed,
+        attacked=victim.denoiser(perturbed), delta=result.delta, result=result,
+        label=inputs.label, downstream=victim.downstream,
+    )
     columns = {**Classification()(outcome), **AttackBookkeeping()(outcome)}
     text = rows_to_csv(columns_to_rows(inputs.index, columns))
     (tmp_path / "samples.csv").write_text(text)

@@ -32,6 +32,7 @@ from torch.optim import Optimizer
 from miga.attacks.budgets import Budget, Unbounded
 from miga.attacks.state import AttackInputs, StepState, Victim
 from miga.attacks.terms import LossTerm
+from miga.utils.tensors import per_sample, sample_norm
 
 if TYPE_CHECKING:
     from miga.threats.sensor import SensorNoise
@@ -63,7 +64,7 @@ class StoppingRule(nn.Module):
 
 
 class StopWhenMisclassified(StoppingRule):
-    """Stop a sample once the task model no longer predicts its true label."""
+    """Stop a sample once the downstream model no longer predicts its true label."""
 
     def forward(self, state: StepState) -> Tensor:
         return state.predictions() != state.inputs.label
@@ -225,7 +226,7 @@ class Attack(nn.Module):
             if self.stopping is not None and not update.any():
                 if previous is not None:  # no backward follows: δ may change in place
                     with torch.no_grad():
-                        delta.copy_(torch.where(_per_value(bad, delta), previous, delta))
+                        delta.copy_(torch.where(per_sample(bad, delta), previous, delta))
                 continue
 
             with torch.no_grad():
@@ -233,7 +234,7 @@ class Attack(nn.Module):
                 frozen = (
                     evaluated.clone()
                     if previous is None
-                    else torch.where(_per_value(bad, delta), previous, evaluated)
+                    else torch.where(per_sample(bad, delta), previous, evaluated)
                 )
             previous = frozen
             sub_update = update if rows is None else update[rows]
@@ -246,7 +247,7 @@ class Attack(nn.Module):
             if scheduler is not None:
                 scheduler.step()
             with torch.no_grad():
-                torch.where(_per_value(update, delta), project(delta), frozen, out=delta)
+                torch.where(per_sample(update, delta), project(delta), frozen, out=delta)
             steps += update.long()
             trace.record(loss.detach(), finite, update)
             if self.on_step is not None:
@@ -278,7 +279,7 @@ class Attack(nn.Module):
             victim=victim,
             delta=tiled,
             perturbed=perturbed,
-            output=self._denoise(victim, perturbed),
+            attacked=self._denoise(victim, perturbed),
             draws=draws,
         )
 
@@ -308,14 +309,9 @@ class Attack(nn.Module):
             # torch.nn.utils.clip_grad_norm_'s rule, kept on the device (no host read)
             grad.mul_((self.grad_clip / (grad.norm() + 1e-6)).clamp(max=1.0))
         elif self.grad_clip is not None:
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+            norm = sample_norm(grad).clamp_min(1e-12)
             scale = (self.grad_clip / norm).clamp(max=1.0)
-            grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
-
-
-def _per_value(mask: Tensor, like: Tensor) -> Tensor:
-    """A (B,) mask viewed to broadcast over a (B, …) tensor."""
-    return mask.view(-1, *([1] * (like.dim() - 1)))
+            grad.mul_(per_sample(scale, grad))
 
 
 def _spread(values: Tensor, rows: Tensor | None, batch: int) -> Tensor:

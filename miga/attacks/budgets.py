@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from miga.utils.seeding import per_sample_rand, per_sample_randn
+from miga.utils.tensors import per_sample, sample_norm
 
 
 def image_box(noisy: Tensor) -> tuple[Tensor, Tensor]:
@@ -34,10 +35,6 @@ def _checked_epsilon(epsilon: object) -> float:
     if not value >= 0:
         raise ValueError(f"budget epsilon must be >= 0, got {epsilon}")
     return value
-
-
-def _flat_norm(delta: Tensor) -> Tensor:
-    return delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.dim() - 1)))
 
 
 class Budget:
@@ -139,7 +136,7 @@ class L2Ball(Budget):
         self.epsilon = _checked_epsilon(epsilon)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
-        scale = torch.clamp(self.epsilon / (_flat_norm(delta) + 1e-12), max=1.0)
+        scale = torch.clamp(self.epsilon / (per_sample(sample_norm(delta), delta) + 1e-12), max=1.0)
         return delta * scale
 
     def l2_radius(self, numel: int) -> float:
@@ -149,6 +146,6 @@ class L2Ball(Budget):
         """A direction uniform on the sphere (a normalised Gaussian draw) at a radius uniform
         in [0, ε] (torchattacks' PGDL2 start), then the image box."""
         gaussian = per_sample_randn(noisy.shape[1:], index, seed, "random_start", noisy)
-        radius = per_sample_rand((1,), index, seed, "random_radius", noisy).view(-1, 1, 1, 1)
-        direction = gaussian / (_flat_norm(gaussian) + 1e-12)
+        radius = per_sample(per_sample_rand((1,), index, seed, "random_radius", noisy), noisy)
+        direction = gaussian / (per_sample(sample_norm(gaussian), gaussian) + 1e-12)
         return self.project(direction * radius * self.epsilon, noisy)

@@ -17,10 +17,7 @@ from torch import Tensor
 
 from miga.attacks.budgets import Budget, image_box
 from miga.utils.seeding import per_sample_rand, per_sample_randn
-
-
-def _per_image(values: Tensor, like: Tensor) -> Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
+from miga.utils.tensors import per_sample, sample_norm
 
 
 class CircumscribedL2Ball(Budget):
@@ -47,15 +44,15 @@ class CircumscribedL2Ball(Budget):
         return self.radius(numel)
 
     def _project_norm(self, delta: Tensor) -> Tensor:
-        norm = _per_image(delta.flatten(1).norm(dim=1), delta)
+        norm = per_sample(sample_norm(delta), delta)
         return delta * torch.clamp(self.radius(delta) / (norm + 1e-12), max=1.0)
 
     def random_start(self, noisy: Tensor, index: Tensor, seed: int) -> Tensor:
         """A Gaussian direction at a uniform fraction of ρ, then projected (seeded per sample)."""
         direction = per_sample_randn(noisy.shape[1:], index, seed, "random_start", noisy)
-        direction = direction / (_per_image(direction.flatten(1).norm(dim=1), noisy) + 1e-12)
+        direction = direction / (per_sample(sample_norm(direction), noisy) + 1e-12)
         fraction = per_sample_rand((1,), index, seed, "random_radius", noisy)
-        return self.project(direction * _per_image(fraction, noisy) * self.radius(noisy), noisy)
+        return self.project(direction * per_sample(fraction, noisy) * self.radius(noisy), noisy)
 
 
 def zero_sum_clip(delta: Tensor, low: Tensor, high: Tensor, iterations: int = 30) -> Tensor:

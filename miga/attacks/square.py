@@ -4,12 +4,13 @@ Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient blac
 adversarial attack via random search", ECCV 2020, arXiv 1912.00049. L∞ form (their Alg. 1 with
 the "vertical stripes" initialisation and the margin loss), as in AutoAttack and torchattacks.
 
-Defaults (AutoAttack's "standard" Square): `n_queries` 5000, `p_init` 0.8, p-schedule rescaled
-to `n_queries` (`rescale_schedule`), margin loss f_y − max_{k≠y} f_k on the downstream logits.
+Defaults (their one home is conf/attack/square.yaml; AutoAttack's "standard" Square):
+`n_queries` 5000, `p_init` 0.8, p-schedule rescaled to `n_queries` (`rescale_schedule`), margin
+loss f_y − max_{k≠y} f_k on the downstream logits.
 
 Why it is not an `Attack` loop run: it takes no gradient. Each query is a forward pass through
-the *evaluation* path, f(D(T(x_n+δ))) with the real defence T (`Victim.evaluate`), so a model
-whose gradient is zero, wrong or obfuscated (a quantisation, a non-adaptive defence) is still
+the *evaluation* path, f(D(T(x_n+δ))) with the real defense T (`Victim.evaluate`), so a model
+whose gradient is zero, wrong or obfuscated (a quantisation, a non-adaptive defense) is still
 attacked: where Square breaks an image every gradient attack missed, the gradients were masked
 (miga.attacks.worst_case flags it).
 
@@ -37,6 +38,7 @@ from miga.attacks.base import Attack, AttackResult
 from miga.attacks.budgets import LinfBall
 from miga.attacks.state import AttackInputs, Victim
 from miga.utils.seeding import sample_seed
+from miga.utils.tensors import per_sample
 
 if TYPE_CHECKING:
     from miga.threats.sensor import SensorNoise
@@ -115,7 +117,9 @@ class Square(Attack):
         self, inputs: AttackInputs, victim: Victim, sensor: SensorNoise | None = None
     ) -> AttackResult:
         if sensor is not None and sensor.attack_draws:
-            raise ValueError("attack=square does not do EOT over sensor draws (sensor.attack_draws)")
+            raise ValueError(
+                "attack=square does not do EOT over sensor draws (sensor.attack_draws)"
+            )
         if inputs.label is None or victim.downstream is None:
             raise ValueError("attack=square needs labels and a downstream model (known task)")
         x, label, eps = inputs.noisy, inputs.label, self.budget.epsilon
@@ -134,7 +138,7 @@ class Square(Attack):
         best = torch.clamp(x + eps * stripes, 0.0, 1.0)
         best_margin = query(best, everyone)
         flagged = ~torch.isfinite(best_margin)
-        best = torch.where(flagged.view(-1, 1, 1, 1), x, best)
+        best = torch.where(per_sample(flagged, x), x, best)
         steps = torch.zeros(batch, dtype=torch.long, device=device)
         for it in range(self.n_queries):
             active = ((best_margin > 0) & ~flagged).nonzero().flatten()
@@ -155,7 +159,7 @@ class Square(Attack):
             finite = torch.isfinite(value)
             better = (value < best_margin[active]) & finite
             best_margin[active] = torch.where(better, value, best_margin[active])
-            best[active] = torch.where(better.view(-1, 1, 1, 1), candidates, best[active])
+            best[active] = torch.where(per_sample(better, candidates), candidates, best[active])
             flagged[active] |= ~finite
             steps[active] += 1
         stopped = (best_margin <= 0) & ~flagged & (steps < self.n_queries)

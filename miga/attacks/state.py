@@ -1,7 +1,7 @@
 """What an attack step sees: the batch's fixed inputs, the victim models and the current δ.
 
 Loss terms, MI estimators and stopping rules all read one `StepState`, so adding a term never
-changes the loop's signature, and a quantity several terms need (the task model's logits on
+changes the loop's signature, and a quantity several terms need (the downstream model's logits on
 D(x_n+δ)) is computed once per step.
 """
 
@@ -19,7 +19,7 @@ from miga.threats.delivery import Delivery
 @dataclass
 class Victim:
     """The frozen models an attack goes through: optional delivery (the channel the image
-    reaches the victim by, `miga.threats`) → optional defence → denoiser → task model."""
+    reaches the victim by, `miga.threats`) → optional defense → denoiser → downstream model."""
 
     denoiser: nn.Module
     downstream: nn.Module | None = None
@@ -27,7 +27,7 @@ class Victim:
     delivery: Delivery | None = None
 
     def denoise(self, image: Tensor, clamp: bool | None = None) -> Tensor:
-        """The attack's path: D(defence's attack form(delivery's attack form(image))).
+        """The attack's path: D(defense's attack form(delivery's attack form(image))).
 
         A `Defense` offers `attack_forward` (its differentiable/BPDA form when the attack is
         adaptive, the identity when not); any other module is applied as it is. The delivery's
@@ -44,8 +44,8 @@ class Victim:
         return self.denoiser(image, clamp=clamp)
 
     def evaluate(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
-        """The evaluation path: D(defence(image)) with the real transform (e.g. PIL's JPEG);
-        random defences draw per sample from (seed, index). `image` is what was sent; the
+        """The evaluation path: D(defense(image)) with the real transform (e.g. PIL's JPEG);
+        random defenses draw per sample from (seed, index). `image` is what was sent; the
         victim receives the delivery's output (PNG: the same 8-bit values, JPEG: the codec's)."""
         if self.delivery is not None:
             image = self.delivery(image)
@@ -106,7 +106,10 @@ class AttackInputs:
 
 @dataclass
 class StepState:
-    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached task logits.
+    """One step's view: δ, x_n+δ, D(x_n+δ) and lazily computed, cached downstream logits.
+
+`attacked` is D(x_n+δ), the one word for it in code (`Outcome.attacked`, the summary's
+`psnr_attacked`, `acc_attacked`) and D(x_n+δ) in docs.
 
     Under the sensor threat model with K attack draws, every field holds K·B rows (draw-major,
     `draws` = K): the loop averages per-sample losses over the draws (`per_image`).
@@ -116,7 +119,7 @@ class StepState:
     victim: Victim
     delta: Tensor
     perturbed: Tensor
-    output: Tensor
+    attacked: Tensor
     draws: int = 1
     _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
@@ -125,11 +128,11 @@ class StepState:
         return values if self.draws == 1 else values.view(self.draws, -1).mean(dim=0)
 
     def downstream_logits(self) -> Tensor:
-        """Task model on D(x_n+δ), computed once per step whatever number of terms use it."""
+        """Downstream model on D(x_n+δ), computed once per step whatever number of terms use it."""
         if "logits" not in self._cache:
             if self.victim.downstream is None:
-                raise ValueError("this attack needs a downstream task model (config `downstream`)")
-            self._cache["logits"] = self.victim.downstream(self.output)
+                raise ValueError("this attack needs a downstream model (config `downstream`)")
+            self._cache["logits"] = self.victim.downstream(self.attacked)
         return self._cache["logits"]
 
     def predictions(self) -> Tensor:

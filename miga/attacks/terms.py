@@ -72,7 +72,7 @@ class OutputFidelity(LossTerm):
         target = getattr(state.inputs, self.target)
         if target is None:
             raise ValueError(f"OutputFidelity target '{self.target}' is not in this batch")
-        return self.distance(state.output, target)
+        return self.distance(state.attacked, target)
 
 
 class InputFidelity(LossTerm):
@@ -97,11 +97,11 @@ class OutputDistortion(LossTerm):
     """−MSE(D(x_n+δ), x): minimised, it destroys the output's visual quality (PGD baseline)."""
 
     def forward(self, state: StepState) -> Tensor:
-        return -per_sample_mse(state.output, state.inputs.clean)
+        return -per_sample_mse(state.attacked, state.inputs.clean)
 
 
 class TaskCrossEntropy(LossTerm):
-    """Known-task term: push the task model's prediction on D(x_n+δ) away from the true label.
+    """Known-task term: push the downstream model's prediction on D(x_n+δ) away from the true label.
 
     `form="ce"` is the paper's −CE; `form="prob_mse"` the authors' code, −MSE(softmax, one-hot).
     With `target_class` set the attack is targeted: it minimises CE to that class instead.

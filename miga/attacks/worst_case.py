@@ -2,7 +2,7 @@
 
 Members run in order, each on the images no earlier member broke (a sub-batch: later members
 cost less, benchmarks/worst_case.py measures how much). An image is *broken* when the downstream
-model's top-1 class on D(T(x_n+δ)) (the evaluation path, real defence) is not its label — for
+model's top-1 class on D(T(x_n+δ)) (the evaluation path, real defense) is not its label — for
 targeted members too, as in AutoAttack: robust accuracy asks whether the label survives, and a
 targeted member is one more way to search for a flip. Per image the first successful δ is kept
 and the member's name is recorded (`broken_by`, `samples.csv`); an image no member broke keeps
@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from miga.attacks.base import Attack, AttackResult
 from miga.attacks.state import AttackInputs, Victim
+from miga.utils.tensors import per_sample
 
 if TYPE_CHECKING:
     from miga.threats.sensor import SensorNoise
@@ -65,7 +66,7 @@ class WorstCase(Attack):
             if not isinstance(member, Attack):
                 raise TypeError(
                     f"attack.members.{name} must be an attack (a `_target_` subclassing "
-                    f"miga.attacks.base.Attack), got {type(member).__name__}"
+                    f"miga.attacks.Attack), got {type(member).__name__}"
                 )
         self.members = nn.ModuleDict(dict(members))
         gradient = [member.uses_gradients for member in self.members.values()]
@@ -99,7 +100,9 @@ class WorstCase(Attack):
                 hit = ~self._correct(victim, attacked, sub.label)
             steps[rows] += result.steps
             flagged[rows] |= result.flagged
-            delta[rows] = torch.where(hit.view(-1, 1, 1, 1), result.delta.to(delta.dtype), 0.0)
+            delta[rows] = torch.where(
+                per_sample(hit, result.delta), result.delta.to(delta.dtype), 0.0
+            )
             breaker[rows] = torch.where(hit, k, -1)
             survivors[rows] = ~hit
             history += result.loss_history

@@ -21,7 +21,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from miga.callbacks.fault import write_or_die
 from miga.metrics.summary import summarize
 from miga.utils.results_dir import PARTS_DIR, SAMPLES_FILE, SUMMARY_FILE
 
@@ -39,7 +38,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", newline="") as handle:
-            write_or_die(handle, text, path.name)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

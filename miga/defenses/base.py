@@ -1,8 +1,8 @@
-"""The defence interface: a real transform for evaluation, a differentiable path for attacks.
+"""The defense interface: a real transform for evaluation, a differentiable path for attacks.
 
 Adaptive vs non-adaptive (config `defense.adaptive`): an *adaptive* attack optimises through
-the defence's `surrogate` (the transform itself when it is differentiable, BPDA otherwise); a
-*non-adaptive* one optimises through the identity, as if there were no defence. Evaluation
+the defense's `surrogate` (the transform itself when it is differentiable, BPDA otherwise); a
+*non-adaptive* one optimises through the identity, as if there were no defense. Evaluation
 always goes through `forward`, the real transform (PIL's JPEG codec, the exact median, ...).
 """
 
@@ -34,7 +34,7 @@ class Defense(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, image: Tensor, index: Tensor | None = None, seed: int = 0) -> Tensor:
-        """The real transform (evaluation). Random defences draw per sample from (seed, index)."""
+        """The real transform (evaluation). Random defenses draw per sample from (seed, index)."""
 
     def surrogate(self, image: Tensor) -> Tensor:
         """What an adaptive attack differentiates through: BPDA of `forward` by default."""

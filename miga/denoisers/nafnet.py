@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miga.denoisers.checkpointing import CheckpointableBlock
+from miga.denoisers.recompute import RecomputedBlock
 
 
 class LayerNorm2d(nn.Module):
@@ -47,7 +47,7 @@ class SimpleGate(nn.Module):
         return a * b
 
 
-class NAFBlock(CheckpointableBlock):
+class NAFBlock(RecomputedBlock):
     """Two residual branches with learned, zero-initialised scales `beta` and `gamma`; the unit
     of checkpointing.
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miga.denoisers.checkpointing import CheckpointableBlock
+from miga.denoisers.recompute import RecomputedBlock
 
 #: The two LayerNorm flavours of the release; denoising checkpoints use "BiasFree".
 LAYER_NORM_TYPES = ("BiasFree", "WithBias")
@@ -116,7 +116,7 @@ class Attention(nn.Module):
         return self.project_out((attn @ v).reshape(b, c, h, w))
 
 
-class TransformerBlock(CheckpointableBlock):
+class TransformerBlock(RecomputedBlock):
     """Pre-norm block: x + attn(norm1(x)), then + ffn(norm2(·)); the unit of checkpointing."""
 
     def __init__(

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
-from miga.denoisers.checkpointing import CheckpointableBlock
+from miga.denoisers.recompute import RecomputedBlock
 
 #: Per-channel mean of the training set (DIV2K), subtracted inside the model for RGB input.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -121,7 +121,7 @@ class WindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
-class SwinTransformerBlock(CheckpointableBlock):
+class SwinTransformerBlock(RecomputedBlock):
     """Pre-norm (shifted-)window attention + MLP on a token sequence of an H×W grid; the unit of
     checkpointing."""
 

@@ -3,7 +3,7 @@
 Between modules images are [0,1] RGB NCHW (docs/architecture.md §4); this wrapper owns what each
 architecture needs around its forward pass: padding to the multiple it requires and cropping
 back, optional tiling for large images, switching per-block activation checkpointing on the
-architecture (`miga.denoisers.checkpointing`), clamping to [0,1] as the official test scripts
+architecture (`miga.denoisers.recompute`), clamping to [0,1] as the official test scripts
 do, and freezing (the attack optimises δ, never the weights).
 """
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miga.checkpoints import load_checkpoint
-from miga.denoisers.checkpointing import set_activation_checkpointing
+from miga.denoisers.recompute import set_activation_checkpointing
 
 
 class Denoiser(nn.Module):
@@ -39,7 +39,7 @@ class Denoiser(nn.Module):
         tile_overlap: overlap between neighbouring tiles, averaged in the result.
         clamp: clamp the output to [0,1] (the official scripts do).
         activation_checkpointing: recompute each block's activations in backward (the
-            architecture's `CheckpointableBlock`s) to save memory; a network without such
+            architecture's `RecomputedBlock`s) to save memory; a network without such
             blocks warns and runs unchanged. Settable after construction.
         noise_level: the σ (0–255 scale) of the noise on the input. The non-blind contract:
             a network whose class sets `non_blind = True` (FFDNet) is called as

@@ -1,4 +1,4 @@
-"""Image classifiers as downstream task models.
+"""Image classifiers as downstream models.
 
 Every downstream model takes [0,1] RGB NCHW and owns its normalisation and input size
 (docs/architecture.md §4): the attack and the metrics never need to know what a model expects.

@@ -26,7 +26,7 @@ class FeatureExtractor(Classifier):
     """Frozen: resize → normalise → backbone → pooled embedding (B, D).
 
     A `Classifier` whose network ends at the pooled features (its head removed): the same
-    preprocessing, and the same promise to stay frozen, as the task models.
+    preprocessing, and the same promise to stay frozen, as the downstream models.
     """
 
     def forward(self, image: Tensor) -> Tensor:

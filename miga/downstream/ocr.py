@@ -1,4 +1,4 @@
-"""Tesseract OCR as a downstream task model (the `ocr` downstream, text-tampering cells).
+"""Tesseract OCR as a downstream model (the `ocr` downstream, text-tampering cells).
 
 The engine is the OS package `tesseract-ocr` (`make install` adds it where missing), driven
 through `pytesseract`. Like every downstream model it takes [0,1] RGB NCHW; it returns the text

@@ -1,4 +1,4 @@
-"""Any timm model as a downstream task model, its weights read from a local file.
+"""Any timm model as a downstream model, its weights read from a local file.
 
 The file is read as data by the project's one loader (`miga.checkpoints.read_checkpoint`: a file
 that would run code is refused) and handed to timm's pretrained loading as a state dict

@@ -193,7 +193,7 @@ class DeltaPSNR(Scorer):
 
 
 class TargetedSuccess(Scorer):
-    """With a target class t set: did the task model read t from D(x_n+δ)?
+    """With a target class t set: did the downstream model read t from D(x_n+δ)?
 
     `target_hit` is 1 when D(x_n+δ) is classified as t; `targeted_success` is the same but NaN
     (not eligible) for samples whose true label already is t. No target: no columns.

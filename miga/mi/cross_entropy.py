@@ -1,7 +1,7 @@
 """The known-task "estimator": the downstream model's cross-entropy.
 
 When the downstream task is known, lowering the task-relevant information in D(x_n+δ) means
-lowering what the task model can still read from it. Its lower bound on I(label; D(x_n+δ)) is
+lowering what the downstream model can still read from it. Its lower bound on I(label; D(x_n+δ)) is
 Barber–Agakov's H(label) − CE, so this estimator fits the common interface.
 
 `task_cross_entropy` is the per-sample term itself, shared with the attacks' `TaskCrossEntropy`

@@ -171,7 +171,7 @@ class CriticEstimator(MIEstimator):
                 "(an unknown-task dataset of (image, altered reference) pairs)"
             )
         self.prepare_for_attack()
-        return -self.scores(state.output, reference)
+        return -self.scores(state.attacked, reference)
 
 
 # --------------------------------------------------------------------------- lower bounds

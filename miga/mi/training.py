@@ -14,8 +14,8 @@
   on a CPU. `augment_sigma=0` trains on x itself.
 
 The DV value of each batch is logged as `mi/estimate` (nats, the training curve) and, when a
-held-out pair set is given, `mi/heldout` (true pairs) and `mi/heldout_shuffled` (the references
-deranged, so no pair belongs together: an estimate near or below zero) after every validation.
+validation pair set is given, `mi/validation` (true pairs) and `mi/validation_shuffled` (the
+references deranged, so no pair belongs together: an estimate near or below zero) after every validation.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def image_view(x: Tensor, sigma: float, generator: torch.Generator | None = None
 
 
 @torch.no_grad()
-def heldout_estimates(
+def validation_estimates(
     estimator: MIEstimator,
     image: Tensor,
     reference: Tensor,
@@ -99,7 +99,7 @@ class CriticTraining(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        true, shuffled = heldout_estimates(
+        true, shuffled = validation_estimates(
             self.estimator,
             batch["image"],
             batch["reference"],
@@ -108,8 +108,8 @@ class CriticTraining(L.LightningModule):
             seed=batch_idx,
         )
         size = batch["image"].shape[0]
-        self.log("mi/heldout", true, prog_bar=True, batch_size=size)
-        self.log("mi/heldout_shuffled", shuffled, batch_size=size)
+        self.log("mi/validation", true, prog_bar=True, batch_size=size)
+        self.log("mi/validation_shuffled", shuffled, batch_size=size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = [p for p in self.estimator.parameters() if p.requires_grad]

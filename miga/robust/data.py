@@ -2,7 +2,7 @@
 
 The demo scores 14 crops of five scikit-image photos (`miga/data/demo/photos.json`: chelsea,
 coffee, motorcycle_left, motorcycle_right, rocket); the ImageNet samples are ImageNet
-validation photos. A defence trained on either would be scored on its own training images, so
+validation photos. A defense trained on either would be scored on its own training images, so
 `miga.robust` trains on the *other* colour photos scikit-image ships (listed with their licences
 in `ROBUST_TRAINING_PHOTOS`) and `training_photos` refuses any overlap with the catalogue.
 
@@ -47,7 +47,7 @@ def training_photos(
     photos: Sequence[tuple[str, str, str]] = ROBUST_TRAINING_PHOTOS, max_side: int = 512
 ) -> list[Tensor]:
     """The training photos as (3, H, W) tensors, each at most `max_side`; a photo the demo
-    evaluates on is an error (the defence would be scored on its own training images)."""
+    evaluates on is an error (the defense would be scored on its own training images)."""
     overlap = sorted({(p, f) for p, f, _ in photos} & evaluation_sources())
     if overlap:
         raise ValueError(

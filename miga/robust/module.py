@@ -57,7 +57,7 @@ class AdversarialTraining(L.LightningModule):
         denoiser: a `miga.denoisers.Denoiser` (its `net` is trained; the wrapper is kept).
         attack: any attack of the `attack` group (the inner maximisation).
         objective: the `objective` group's loss.
-        downstream: the classifier that gives pseudo-labels, the attack's task model and the
+        downstream: the classifier that gives pseudo-labels, the attack's downstream model and the
             objective's semantic term (the one trained against); None: no labels.
         lr: Adam learning rate, cosine-annealed to 0 over `steps`.
         steps: optimiser steps of the whole run (the schedule's length).

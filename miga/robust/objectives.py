@@ -11,7 +11,7 @@ objective runs and reaches it only through D(x_n+δ*): no objective sees how δ*
 
   (clean-noisy pairs keep reconstruction quality, adversarial ones make D locally smooth around
   them), with mean squared error per value; α = 1 by default (`conf/objective/hat.yaml`).
-- `SemanticConsistency`: the defence the MIGA paper's reviewers asked for, the same pairs plus
+- `SemanticConsistency`: the defense the MIGA paper's reviewers asked for, the same pairs plus
   the downstream term on the attacked output
 
       L = ‖D(x_n) − x‖² + λ_adv · ‖D(x_n+δ*) − x‖² + λ_sem · CE(f(D(x_n+δ*)), y),   δ* = MIGA(x_n)

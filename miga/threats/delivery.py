@@ -16,12 +16,12 @@ Semantics (`miga.module.AttackModule` applies them):
    0, 1))/255. A file holds no value outside [0,1], so with `noise.clip=false` the values
    outside are clipped here (the float-protocol of `noise.clip=false` does not survive delivery).
 2. The attack optimises through the delivery (`attack_forward`): *straight-through* rounding —
-   the forward value is Q(x_n+δ) (then the codec, for JPEG: the defences' BPDA path,
+   the forward value is Q(x_n+δ) (then the codec, for JPEG: the defenses' BPDA path,
    `miga.defenses.JPEG.surrogate`), the backward pass the identity's. Rounding has zero gradient
    almost everywhere; the identity is the standard BPDA choice (Athalye et al. 2018) and keeps
    every attack's update rule unchanged.
 3. What is scored is the delivered image: the file Q(x_n+δ) (`deliver`), through `forward`
-   (identity for PNG, the codec for JPEG), the defence and the denoiser. The reported δ is the
+   (identity for PNG, the codec for JPEG), the defense and the denoiser. The reported δ is the
    delivered one, Q(x_n+δ) − x_n: a multiple of 1/255.
 
 **Why the budget lives on the 8-bit grid** (L∞ ε = k/255, k integer; any other ε is refused by
@@ -76,7 +76,7 @@ def to_uint8(image: Tensor) -> Tensor:
 
 
 def straight_through(image: Tensor, delivered: Tensor) -> Tensor:
-    """Forward `delivered`, backward the identity (the defences' BPDA, `miga.defenses.base`)."""
+    """Forward `delivered`, backward the identity (the defenses' BPDA, `miga.defenses.base`)."""
     return bpda(image, delivered)
 
 
@@ -174,7 +174,7 @@ class PNGDelivery(Delivery):
 
 class JPEGDelivery(PNGDelivery):
     """`delivery=jpeg`: the 8-bit image is sent as a JPEG at `quality` (PIL's encoder, 4:2:0,
-    standard tables); the victim decodes it. The attack goes through the defences' JPEG path
+    standard tables); the victim decodes it. The attack goes through the defenses' JPEG path
     (`miga.defenses.JPEG`: BPDA, forward the real codec, backward the identity).
 
     The reported δ is the one of the 8-bit image the attacker encodes, Q(x_n+δ) − x_n (bounded

@@ -14,6 +14,8 @@ RENAMED: dict[str, str] = {
     "dataset.batch_size": "loader.batch_size",
     "dataset.num_workers": "loader.num_workers",
     "mi_estimator.target_class": "attack.target_class",  # targeting is the attack's choice
+    # train_critic's evaluation pairs; `heldout` names only the judges (metrics.heldout_*)
+    "heldout": "validation",
 }
 #: removed key → why.
 REMOVED: dict[str, str] = {

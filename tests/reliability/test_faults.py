@@ -11,16 +11,16 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from miga.callbacks.fault import FAULT_VARIABLE, WRITE_FAULT_VARIABLE
 from miga.callbacks.results_writer import ResultsWriteError, atomic_write_text, read_rows
 from tests.conftest import MIGA_KNOBS, REPO, attack_knobs
+from tests.faults import FAULT_VARIABLE, WRITE_FAULT_VARIABLE
+from tests.helpers import miga_command, run_miga
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,10 @@ DEMO_WEIGHTS = REPO / "miga" / "zoo" / "weights" / "demo_dncnn.pt"
 
 
 def miga(run_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
+    """`python -m miga.run`, or `python -m tests.faults` when `env` asks for a fault."""
+    faults = {FAULT_VARIABLE, WRITE_FAULT_VARIABLE} & set(env or {})
+    module = "tests.faults" if faults else "miga.run"
+    return run_miga(*args, run_dir=run_dir, module=module, env=env, timeout=600)
 
 
 def error_line(out: subprocess.CompletedProcess) -> str:
@@ -167,7 +163,7 @@ def test_kill_while_a_part_file_is_written_then_rerun_completes(tmp_path) -> Non
 
 def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "miga.run", f"hydra.run.dir={run_dir}", *args],
+        miga_command(f"hydra.run.dir={run_dir}", *args),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,4 +1,6 @@
-"""Per-block activation checkpointing, switched on for a whole network by the wrapper.
+"""Per-block activation checkpointing (recomputation in backward), switched on for a whole
+network by the wrapper (`denoiser.activation_checkpointing`). The module is `recompute`, not
+`checkpointing`: in this project a checkpoint is a weight file (miga.checkpoints), nothing else.
 
 Checkpointing a network as ONE segment saves nothing: the backward pass recomputes all of its
 activations at once, so the peak is the same (measured 0.94–1.01× for Restormer, 1.4–1.5× the
@@ -7,8 +9,8 @@ or Swin transformer block, a NAFNet block) keeps just its input during the forwa
 recomputes its insides in backward, one block at a time, so the peak holds one block's
 activations plus one tensor per block instead of every intermediate of every block.
 
-Architectures opt in by deriving their repeated block from `CheckpointableBlock`; the parameter
-names do not change, so official checkpoints load as before.
+Architectures opt in by deriving their repeated block from `RecomputedBlock`; the parameter
+names do not change, so official weight files load as before.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 
-class CheckpointableBlock(nn.Module):
+class RecomputedBlock(nn.Module):
     """A block whose activations are recomputed in backward when `activation_checkpointing` is on.
 
     Only while gradients are being recorded: under `no_grad` (the clean pass D(x_n), evaluation)
@@ -32,13 +34,13 @@ class CheckpointableBlock(nn.Module):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.activation_checkpointing and torch.is_grad_enabled():
-            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+            return recompute_in_backward(super().__call__, *args, use_reentrant=False, **kwargs)
         return super().__call__(*args, **kwargs)
 
 
 def set_activation_checkpointing(net: nn.Module, enabled: bool) -> int:
-    """Switch checkpointing of every `CheckpointableBlock` in `net`; returns how many there are."""
-    blocks = [module for module in net.modules() if isinstance(module, CheckpointableBlock)]
+    """Switch checkpointing of every `RecomputedBlock` in `net`; returns how many there are."""
+    blocks = [module for module in net.modules() if isinstance(module, RecomputedBlock)]
     for block in blocks:
         block.activation_checkpointing = enabled
     return len(blocks)
