@@ -296,7 +296,7 @@ def _state(output: torch.Tensor, reference: torch.Tensor | None) -> StepState:
         victim=Victim(denoiser=nn.Identity()),
         delta=torch.zeros_like(output),
         perturbed=clean,
-        output=output,
+        attacked=output,
     )
 
 

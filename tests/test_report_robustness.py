@@ -28,7 +28,7 @@ from miga.report.sections.robustness import (
     robustness,
     sections,
 )
-from tests.conftest import REPO, compose_config
+from tests.conftest import CONF, REPO, compose_config
 
 NAN = math.nan
 EPS1, EPS4 = 1 / 255, 4 / 255
@@ -180,13 +180,22 @@ def test_labels() -> None:
     assert broken_by({"robust_accuracy": 1.0, "n_masked_gradient": 0.0}) == "none"
 
 
-def test_the_experiment_sweeps_four_denoisers_at_three_deliverable_budgets() -> None:
+def test_the_experiment_sweeps_every_offline_denoiser_at_three_deliverable_budgets() -> None:
     cfg = compose_config(["experiment=robustness"])
     params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
-    assert params["denoiser"] == ["demo", "demo_restormer", "ffdnet", "gaussian_filter"]
+    # the four offline denoisers and the two trained defenses, each a conf/denoiser choice
+    assert set(params["denoiser"]) == {
+        "demo",
+        "demo_hat",
+        "demo_semantic",
+        "demo_restormer",
+        "ffdnet",
+        "gaussian_filter",
+    }
+    assert all((CONF / "denoiser" / f"{name}.yaml").is_file() for name in params["denoiser"])
     assert params["dataset"] == ["demo"]
     assert [float(e) * 255 for e in params["budget.epsilon"]] == pytest.approx([1, 2, 4])
-    assert cfg.attack._target_ == "miga.attacks.worst_case.WorstCase"
+    assert cfg.attack._target_ == "miga.attacks.WorstCase"
     assert cfg.delivery._target_ == "miga.threats.PNGDelivery"
     assert list(cfg.attack.members)[0] == "miga" and list(cfg.attack.members)[-1] == "square"
     # demo-scale Square in the experiment only; the attack's own default stays AutoAttack's

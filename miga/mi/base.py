@@ -20,10 +20,10 @@ class AttackStep(Protocol):
     described here so that estimators stay below the attack layer and never import it."""
 
     inputs: Any  # the batch: `.clean`, `.noisy`, `.label`, `.reference`, …
-    output: Tensor  # D(x_n+δ)
+    attacked: Tensor  # D(x_n+δ)
 
     def downstream_logits(self) -> Tensor:
-        """The task model's logits on `output`."""
+        """The downstream model's logits on `attacked`."""
 
 
 class MIEstimator(nn.Module, ABC):
