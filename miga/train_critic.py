@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from miga.mi.training import CriticTraining, validation_estimates
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.renamed import refuse_renamed_keys
-from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into
+from miga.utils.wandb_env import finish_wandb, instantiate_logger, log_summary, point_wandb_into
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +146,7 @@ def train_critic(cfg: DictConfig) -> dict[str, Any]:
         report["seconds"] = round(time.perf_counter() - started, 1)
         (output_dir / "critic_summary.json").write_text(json.dumps(report, indent=2) + "\n")
         (output_dir / "mi_curve.json").write_text(json.dumps(curve) + "\n")
-        for logger in loggers:
-            logger.log_metrics(
-                {f"summary/{k}": v for k, v in report.items() if isinstance(v, int | float)}
-            )
-            logger.save()
+        log_summary(loggers, report)
     finally:
         finish_wandb()
     print(json.dumps(report), flush=True)

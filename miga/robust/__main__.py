@@ -42,7 +42,7 @@ from miga.robust.module import AdversarialTraining
 from miga.utils import config as _config  # noqa: F401  (registers resolvers)
 from miga.utils.renamed import refuse_renamed_keys
 from miga.utils.threads import apply_threads
-from miga.utils.wandb_env import finish_wandb, instantiate_logger, point_wandb_into
+from miga.utils.wandb_env import finish_wandb, instantiate_logger, log_summary, point_wandb_into
 from miga.zoo.train import evaluate_on_demo
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,7 @@ def train_robust(cfg: DictConfig) -> dict[str, Any]:
             report.update(evaluate_on_demo(module.denoiser, cfg.sigma))
         report["seconds"] = round(time.perf_counter() - started, 1)
         (output_dir / "robust_summary.json").write_text(json.dumps(report, indent=2) + "\n")
-        for logger in loggers:
-            logger.log_metrics(
-                {f"summary/{k}": v for k, v in report.items() if isinstance(v, int | float)}
-            )
-            logger.save()
+        log_summary(loggers, report)
     finally:
         finish_wandb()
     print(json.dumps(report), flush=True)

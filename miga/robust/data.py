@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from miga.data.demo_photos import CATALOGUE, to_tensor
 from miga.utils.config import package_file
 from miga.utils.seeding import per_sample_randn, sample_seed
+from miga.zoo.photos import random_crop
 
 #: (package, file, licence as scikit-image's `skimage.data` docstrings state it).
 ROBUST_TRAINING_PHOTOS: tuple[tuple[str, str, str], ...] = (
@@ -80,13 +81,7 @@ class NoisyCropSamples(Dataset):
 
     def __getitem__(self, sample: int) -> dict[str, Tensor]:
         generator = torch.Generator().manual_seed(sample_seed(self.seed, sample, "robust_crop"))
-        photo = self.photos[int(torch.randint(len(self.photos), (1,), generator=generator))]
-        h, w = photo.shape[-2:]
-        top = int(torch.randint(h - self.crop + 1, (1,), generator=generator))
-        left = int(torch.randint(w - self.crop + 1, (1,), generator=generator))
-        clean = photo[:, top : top + self.crop, left : left + self.crop]
-        if torch.rand(1, generator=generator) < 0.5:
-            clean = clean.flip(-1)
+        clean = random_crop(self.photos, self.crop, generator)
         index = torch.tensor([sample])
         noise = per_sample_randn(clean.shape, index, self.seed, "noise", clean)[0]
         return {

@@ -80,6 +80,16 @@ def publish(loggers: Iterable[Any], summary: Mapping[str, Any], rows: Sequence[M
         logger.save()
 
 
+def log_summary(loggers: Iterable[Any], summary: Mapping[str, Any]) -> None:
+    """A training app's final numbers, as `summary/<key>` scalars in every logger (the JSON
+    file beside them holds the rest)."""
+    for logger in loggers:
+        logger.log_metrics(
+            {f"summary/{k}": v for k, v in summary.items() if isinstance(v, int | float)}
+        )
+        logger.save()
+
+
 def finish_wandb() -> None:
     """End the process's W&B run, if any (joblib workers are reused between cells)."""
     try:

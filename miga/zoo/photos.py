@@ -23,6 +23,20 @@ EXTRA_TRAINING_PHOTOS = (
 )
 
 
+def random_crop(photos: list[Tensor], crop: int, generator: torch.Generator) -> Tensor:
+    """A `crop`×`crop` window of a random photo at a random place, flipped left-right with
+    probability 1/2, drawn from `generator` in this order (photo, top, left, flip): the order
+    the committed demo weights were trained with, so it must not change."""
+    photo = photos[int(torch.randint(len(photos), (1,), generator=generator))]
+    h, w = photo.shape[-2:]
+    top = int(torch.randint(h - crop + 1, (1,), generator=generator))
+    left = int(torch.randint(w - crop + 1, (1,), generator=generator))
+    clean = photo[:, top : top + crop, left : left + crop]
+    if torch.rand(1, generator=generator) < 0.5:
+        clean = clean.flip(-1)
+    return clean
+
+
 def training_photos(max_side: int = 512) -> list[Tensor]:
     """Distinct source photos of the demo catalogue plus a few more, each at most `max_side`."""
     catalogue = json.loads(Path(CATALOGUE).read_text())["photos"]
@@ -56,13 +70,7 @@ class NoisyCrops(IterableDataset):
     def __iter__(self):  # noqa: ANN204
         generator = torch.Generator().manual_seed(sample_seed(self.seed, 0, "crops"))
         while True:
-            photo = self.photos[int(torch.randint(len(self.photos), (1,), generator=generator))]
-            h, w = photo.shape[-2:]
-            top = int(torch.randint(h - self.crop + 1, (1,), generator=generator))
-            left = int(torch.randint(w - self.crop + 1, (1,), generator=generator))
-            clean = photo[:, top : top + self.crop, left : left + self.crop]
-            if torch.rand(1, generator=generator) < 0.5:
-                clean = clean.flip(-1)
+            clean = random_crop(self.photos, self.crop, generator)
             low, high = self.sigma if isinstance(self.sigma, tuple | list) else (self.sigma,) * 2
             sigma = low + (high - low) * float(torch.rand(1, generator=generator))
             noise = torch.randn(clean.shape, generator=generator) * sigma / 255.0
