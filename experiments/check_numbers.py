@@ -73,7 +73,9 @@ def load_manifest(path: Path) -> tuple[dict[str, dict[str, Any]], list[Number]]:
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise _fail(path, f"cells.{name}.overrides", "a list of miga.run overrides")
         if not any(o.startswith("threads=") for o in overrides):
-            raise _fail(path, f"cells.{name}.overrides", "an explicit threads=<n> (it moves numbers)")
+            raise _fail(
+                path, f"cells.{name}.overrides", "an explicit threads=<n> (it moves numbers)"
+            )
         cells[name] = {"overrides": overrides, "slow": bool(cell.get("slow", False))}
     numbers = []
     fields = set(Number.__dataclass_fields__)
@@ -84,16 +86,24 @@ def load_manifest(path: Path) -> tuple[dict[str, dict[str, Any]], list[Number]]:
         ):
             raise _fail(path, where, "a mapping with name, file, text, stated, cell")
         if unknown := set(entry) - fields:
-            raise _fail(path, f"{where} ({entry['name']})", f"only keys {sorted(fields)}, got {sorted(unknown)}")
+            raise _fail(
+                path,
+                f"{where} ({entry['name']})",
+                f"only keys {sorted(fields)}, got {sorted(unknown)}",
+            )
         number = Number(**{**entry, "stated": str(entry["stated"])})
         if number.cell not in cells:
-            raise _fail(path, f"{where}.cell", f"one of the cells {sorted(cells)}, got {number.cell!r}")
+            raise _fail(
+                path, f"{where}.cell", f"one of the cells {sorted(cells)}, got {number.cell!r}"
+            )
         if (number.key is None) == (number.column is None):
             raise _fail(path, f"{where} ({number.name})", "exactly one of key or column")
         if number.column is not None and number.reduce not in REDUCTIONS:
             raise _fail(path, f"{where}.reduce", f"one of {sorted(REDUCTIONS)}")
         if not re.fullmatch(r"-?\d+(\.\d+)?", number.stated):
-            raise _fail(path, f"{where}.stated", f"a decimal figure as printed, got {number.stated!r}")
+            raise _fail(
+                path, f"{where}.stated", f"a decimal figure as printed, got {number.stated!r}"
+            )
         numbers.append(number)
     return cells, numbers
 

@@ -30,9 +30,9 @@ Every per-sample quantity (η, best loss, best point and gradient, the rise coun
 every sample and known in advance, so the step never reads the device.
 
 Defaults (conf/attack/apgd_ce.yaml, conf/attack/apgd_dlr.yaml, conf/attack/apgd_t.yaml):
-N = 100 iterations (the paper's; torchattacks' default is 10), ρ = 0.75, α = 0.75, a random start with ‖δ₀‖∞ = ε
-(uniform, scaled so its largest value is ε, as torchattacks does; L2: a Gaussian direction at
-radius ε), one restart. `attack.steps` = N costs N + 1 forward/backward passes (the start's
+N = 100 iterations (the paper's; torchattacks' default is 10), ρ = 0.75, α = 0.75, a random
+start with ‖δ₀‖∞ = ε (uniform, scaled so its largest value is ε, as torchattacks does; L2: a
+Gaussian direction at radius ε), one restart. `attack.steps` = N costs N + 1 forward/backward passes (the start's
 gradient comes first); the rows' `steps` column counts them. A restart is another attack with
 another `restart` number (another per-sample random start): an ensemble member.
 

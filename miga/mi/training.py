@@ -15,7 +15,8 @@
 
 The DV value of each batch is logged as `mi/estimate` (nats, the training curve) and, when a
 validation pair set is given, `mi/validation` (true pairs) and `mi/validation_shuffled` (the
-references deranged, so no pair belongs together: an estimate near or below zero) after every validation.
+references deranged, so no pair belongs together: an estimate near or below zero) after every
+validation.
 """
 
 from __future__ import annotations
