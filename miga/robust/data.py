@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from miga.data.demo_photos import CATALOGUE, to_tensor
 from miga.utils.config import package_file
 from miga.utils.seeding import per_sample_randn, sample_seed
-from miga.zoo.photos import random_crop
+from miga.zoo.photos import photos_for_crop, random_crop
 
 #: (package, file, licence as scikit-image's `skimage.data` docstrings state it).
 ROBUST_TRAINING_PHOTOS: tuple[tuple[str, str, str], ...] = (
@@ -69,9 +69,7 @@ class NoisyCropSamples(Dataset):
     the per-sample stream "noise" the attack harness uses."""
 
     def __init__(self, photos: list[Tensor], crop: int, sigma: float, seed: int = 0) -> None:
-        self.photos = [p for p in photos if min(p.shape[-2:]) >= crop]
-        if not self.photos:
-            raise ValueError(f"no training photo is at least {crop} px on each side")
+        self.photos = photos_for_crop(photos, crop)
         self.crop = crop
         self.sigma = sigma
         self.seed = seed

@@ -107,12 +107,26 @@ class AdversarialTraining(L.LightningModule):
             return None
         return self.downstream(clean).argmax(dim=1)
 
-    def inner_attack(self, clean: Tensor, noisy: Tensor, index: Tensor, labels: Tensor | None):
-        """δ* of the configured attack through the current denoiser, weights frozen, detached."""
-        with frozen(self.denoiser), torch.no_grad():
-            denoised = self.denoiser(noisy)
+    def inner_attack(
+        self,
+        clean: Tensor,
+        noisy: Tensor,
+        denoised: Tensor,
+        index: Tensor,
+        labels: Tensor | None,
+    ) -> Tensor:
+        """δ* of the configured attack through the current denoiser, weights frozen, detached.
+
+        `denoised` is D(x_n) of the training step's own forward pass (detached here): the
+        reference output is computed once per step, not once for the attack and again for the
+        loss."""
         inputs = AttackInputs(
-            clean=clean, noisy=noisy, denoised=denoised, index=index, label=labels, seed=self.seed
+            clean=clean,
+            noisy=noisy,
+            denoised=denoised.detach(),
+            index=index,
+            label=labels,
+            seed=self.seed,
         )
         with frozen(self.denoiser), torch.enable_grad():
             result = self.attack(inputs, Victim(self.denoiser, self.downstream))
@@ -123,10 +137,10 @@ class AdversarialTraining(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         clean, noisy, index = batch["image"], batch["noisy"], batch["index"]
         labels = self.pseudo_labels(clean)
-        delta = self.inner_attack(clean, noisy, index, labels)
+        denoised = self.denoiser(noisy)
+        delta = self.inner_attack(clean, noisy, denoised, index, labels)
         if self.on_delta is not None:
             self.on_delta(delta)
-        denoised = self.denoiser(noisy)
         attacked = self.denoiser(noisy + delta)
         logits = self.downstream(attacked) if self.objective.uses_labels else None
         loss, parts = self.objective(denoised, attacked, clean, logits, labels)

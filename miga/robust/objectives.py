@@ -23,17 +23,20 @@ objective runs and reaches it only through D(x_n+δ*): no objective sees how δ*
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, ABC):
     """Loss of a batch from D(x_n), D(x_n+δ*), x and (when `uses_labels`) f's logits on
     D(x_n+δ*) with the labels."""
 
     #: Whether the objective needs the downstream classifier (pseudo-labels and its logits).
     uses_labels: bool = False
 
+    @abstractmethod
     def forward(
         self,
         denoised: Tensor,
@@ -42,7 +45,7 @@ class Objective(nn.Module):
         logits: Tensor | None = None,
         labels: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError
+        """(the total loss, its named parts for the logger)."""
 
 
 class HAT(Objective):

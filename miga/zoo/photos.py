@@ -37,6 +37,14 @@ def random_crop(photos: list[Tensor], crop: int, generator: torch.Generator) -> 
     return clean
 
 
+def photos_for_crop(photos: list[Tensor], crop: int) -> list[Tensor]:
+    """The photos with room for a `crop`×`crop` window (an error when none has)."""
+    usable = [p for p in photos if min(p.shape[-2:]) >= crop]
+    if not usable:
+        raise ValueError(f"no training photo is at least {crop} px on each side")
+    return usable
+
+
 def training_photos(max_side: int = 512) -> list[Tensor]:
     """Distinct source photos of the demo catalogue plus a few more, each at most `max_side`."""
     catalogue = json.loads(Path(CATALOGUE).read_text())["photos"]
@@ -60,9 +68,7 @@ class NoisyCrops(IterableDataset):
     def __init__(
         self, photos: list[Tensor], crop: int, sigma: float | tuple[float, float], seed: int = 0
     ) -> None:
-        self.photos = [p for p in photos if min(p.shape[-2:]) >= crop]
-        if not self.photos:
-            raise ValueError(f"no training photo is at least {crop} px on each side")
+        self.photos = photos_for_crop(photos, crop)
         self.crop = crop
         self.sigma = sigma
         self.seed = seed
